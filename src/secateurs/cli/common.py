@@ -1,0 +1,40 @@
+"""What every command shares: exit codes, error reporting, quiet output.
+
+Exit codes that scripts can trust:
+  0  success
+  1  the work itself failed (for example a metric could not be computed)
+  2  bad usage or bad input (wrong arguments, missing or corrupt files); nothing was written
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import typer
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+QuietOption = typer.Option(False, "--quiet", "-q", help="Print only errors and final paths.")
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print `message` on stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors that bad input raises into a one-line message and exit code 2."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError, PermissionError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise fail(str(msg) or type(e).__name__) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

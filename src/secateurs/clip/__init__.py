@@ -1,0 +1,1 @@
+"""Gradient clipping rules and weight clipping."""

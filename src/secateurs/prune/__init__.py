@@ -1,0 +1,1 @@
+"""Pruning: unstructured, N:M and structured."""

@@ -1,0 +1,1 @@
+"""Choosing thresholds by validation: sensitivity scans, cross-validation, studies."""

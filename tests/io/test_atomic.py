@@ -1,0 +1,13 @@
+import pytest
+
+from secateurs.io import atomic_path, write_text_atomic
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    p = tmp_path / "out.txt"
+    write_text_atomic(p, "good")
+    with pytest.raises(RuntimeError), atomic_path(p) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert p.read_text() == "good"
+    assert [f.name for f in tmp_path.iterdir()] == ["out.txt"]  # no temporary left behind
