@@ -81,6 +81,8 @@ def test_accuracy_and_mean_loss_against_direct_computation():
     ref = nn.functional.cross_entropy(out.double(), y).item()
     assert mean_loss(model, batches) == pytest.approx(ref, rel=1e-6)
     assert mean_loss(model, batches, nn.CrossEntropyLoss()) == pytest.approx(ref, rel=1e-6)
+    mse = mean_loss(model, batches, lambda o, t: (o[:, 0] - t).pow(2).mean())
+    assert mse == pytest.approx((out[:, 0] - y).pow(2).mean().item(), rel=1e-6)
     with pytest.raises(ValueError, match="empty"):
         accuracy(model, [])
 

@@ -57,7 +57,9 @@ def test_callback_can_stop_and_eval_runs():
         def on_step_end(self, record, model):
             return record.step == 2
 
-    res = fit(nn.Linear(6, 2), _data(), epochs=3, callbacks=[StopAt()], eval_fn=lambda m: {"x": 1.0})
+    res = fit(
+        nn.Linear(6, 2), _data(), epochs=3, callbacks=[StopAt()], eval_fn=lambda m: {"x": 1.0}
+    )
     assert len(res.steps) == 3 and res.stopped_early
     assert res.evals == [{"x": 1.0}]
 

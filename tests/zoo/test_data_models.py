@@ -8,7 +8,8 @@ def test_digits_split_is_stratified_disjoint_and_deterministic():
     assert torch.equal(a.x_test, b.x_test)
     n = len(a.y_train) + len(a.y_val) + len(a.y_test)
     assert n == 1797
-    assert a.x_train.shape[1] == 64 and 0.0 <= float(a.x_train.min()) and float(a.x_train.max()) <= 1.0
+    assert a.x_train.shape[1] == 64
+    assert float(a.x_train.min()) >= 0.0 and float(a.x_train.max()) <= 1.0
     # every class appears in each split in about the overall proportion
     for y in (a.y_train, a.y_val, a.y_test):
         frac = torch.bincount(y, minlength=10).float() / len(y)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -34,9 +34,13 @@ def accuracy(model: nn.Module, data: Iterable) -> float:
 
 
 @torch.no_grad()
-def mean_loss(model: nn.Module, data: Iterable, loss_fn: nn.Module | None = None) -> float:
-    """Mean loss per example (cross-entropy by default) over batches of (inputs, targets)."""
-    loss_fn = loss_fn or nn.CrossEntropyLoss(reduction="sum")
+def mean_loss(model: nn.Module, data: Iterable, loss_fn: Callable | None = None) -> float:
+    """Mean loss per example over batches of (inputs, targets).
+
+    `loss_fn(outputs, targets)` returns the batch mean (cross-entropy by default); batches are
+    weighted by their size, so a short last batch counts as much as its examples.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
     was_training = model.training
     model.eval()
     device = _device_of(model)
@@ -45,8 +49,7 @@ def mean_loss(model: nn.Module, data: Iterable, loss_fn: nn.Module | None = None
     try:
         for x, y in data:
             x, y = x.to(device), y.to(device)
-            out = loss_fn(model(x), y)
-            total += out.double() * (1 if getattr(loss_fn, "reduction", "mean") == "sum" else len(y))
+            total += loss_fn(model(x), y).double() * len(y)
             n += len(y)
     finally:
         model.train(was_training)

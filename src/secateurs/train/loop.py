@@ -120,7 +120,9 @@ def fit(
     if progress:
         from tqdm.auto import tqdm
 
-        total = max_steps or (epochs * len(data) // accumulate if hasattr(data, "__len__") else None)
+        total = max_steps or (
+            epochs * len(data) // accumulate if hasattr(data, "__len__") else None
+        )
         bar = tqdm(total=total, desc="train", unit="step", leave=False)
     try:
         for epoch in range(epochs):

@@ -23,11 +23,16 @@ class Split:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
-    def loaders(self, batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader, DataLoader]:
+    def loaders(
+        self, batch_size: int = 64, seed: int = 0
+    ) -> tuple[DataLoader, DataLoader, DataLoader]:
         """Shuffled training loader (seeded) and ordered validation and test loaders."""
         g = torch.Generator().manual_seed(seed)
         train = DataLoader(
-            TensorDataset(self.x_train, self.y_train), batch_size=batch_size, shuffle=True, generator=g
+            TensorDataset(self.x_train, self.y_train),
+            batch_size=batch_size,
+            shuffle=True,
+            generator=g,
         )
         val = DataLoader(TensorDataset(self.x_val, self.y_val), batch_size=512)
         test = DataLoader(TensorDataset(self.x_test, self.y_test), batch_size=512)
