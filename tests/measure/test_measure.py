@@ -47,6 +47,19 @@ def test_nonzeros_see_through_parametrized_masks():
     assert count_nonzeros(lin) == 2 + 3  # two kept weights and three biases
 
 
+def test_counts_of_many_masked_layers_are_stable():
+    # Regression: masked values are temporaries; identity must not come from them.
+    model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(12)])
+    for lin in model:
+        mask = torch.ones(8, 8)
+        mask[:, :2] = 0
+        parametrize.register_parametrization(lin, "weight", _Mask(mask))
+    for _ in range(3):
+        assert count_parameters(model) == 12 * (64 + 8)
+        assert count_nonzeros(model) <= 12 * (48 + 8)
+        assert count_nonzeros(model) >= 12 * 48
+
+
 def test_macs_of_linear_and_conv_match_closed_form():
     lin = nn.Linear(16, 8)
     assert count_macs(lin, torch.randn(5, 16)) == 5 * 16 * 8

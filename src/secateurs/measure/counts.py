@@ -12,25 +12,27 @@ def _unique_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """Each distinct parameter (tied weights once) with its name, including pruned ones.
 
     A pruned weight may be a parametrization: `named_parameters` then yields the dense
-    ``original``; we read the effective (masked) value through the module attribute instead.
+    ``original``; we yield the effective (masked) value through the module attribute instead.
+    Identity is always that of a parameter that lives as long as the model, never of a
+    temporary tensor (whose id Python may reuse).
     """
     seen: set[int] = set()
     for mod_name, module in model.named_modules():
-        for p_name, p in module.named_parameters(recurse=False, remove_duplicate=False):
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            full = f"{mod_name}.{p_name}" if mod_name else p_name
-            yield full, p
+        prefix = f"{mod_name}." if mod_name else ""
+        for p_name, p in module.named_parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield prefix + p_name, p
         params = getattr(module, "parametrizations", None)
-        if params is not None:
-            for attr in params:
-                for orig in params[attr].parameters(recurse=False):
-                    seen.add(id(orig))
-                value = getattr(module, attr)
-                if id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{mod_name}.{attr}" if mod_name else attr), value
+        if params is None:
+            continue
+        for attr in params:
+            originals = [id(o) for o in params[attr].parameters(recurse=False)]
+            # Mark the dense originals as seen before named_modules reaches their container.
+            fresh = not originals or not set(originals) <= seen
+            seen.update(originals)
+            if fresh:
+                yield prefix + attr, getattr(module, attr)
 
 
 def count_parameters(model: nn.Module) -> int:
