@@ -174,9 +174,15 @@ def _optimizer_step(
     epoch: int,
     loss: torch.Tensor,
 ) -> StepRecord:
+    stats = None
     if scaler is not None:
         scaler.unscale_(optimizer)
-    stats = clip(model) if clip is not None else None
+        # The scaler skips steps whose gradients overflowed: clip nothing then, so that a
+        # rule's state (AutoClip's history, ZClip's EMA) never sees those gradients.
+        if clip is not None and not _scaler_found_inf(scaler, optimizer):
+            stats = clip(model)
+    elif clip is not None:
+        stats = clip(model)
     skipped = bool(getattr(stats, "skipped", False))
     if scaler is not None:
         scale_before = scaler.get_scale()
@@ -187,3 +193,15 @@ def _optimizer_step(
     elif not skipped:
         optimizer.step()
     return StepRecord(step=step, epoch=epoch, loss_tensor=loss, clip=stats, skipped=skipped)
+
+
+def _scaler_found_inf(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `scaler.unscale_(optimizer)` found inf/NaN (what `scaler.step` will check)."""
+    if not scaler.is_enabled():
+        return False
+    state = getattr(scaler, "_per_optimizer_states", {}).get(id(optimizer), {})
+    found = state.get("found_inf_per_device")
+    if found:
+        return any(bool(v.item()) for v in found.values())
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return any(not bool(torch.isfinite(n)) for n in torch._foreach_norm(grads)) if grads else False

@@ -1,0 +1,40 @@
+import math
+
+import pytest
+from grad_helpers import set_grads, small_model
+
+from secateurs.clip import ByNorm, ClipMonitor
+
+
+def test_summary_counts_clips_skips_and_norms():
+    monitor = ClipMonitor(ByNorm(5.0), history=3)
+    m = small_model()
+    norms = []
+    for s, scale in enumerate([0.01, 10.0, 0.01, 10.0]):
+        set_grads(m.parameters(), seed=s, scale=scale)
+        norms.append(monitor(m).norm_before)
+    set_grads(m.parameters(), seed=9)
+    next(iter(m.parameters())).grad[0, 0, 0, 0] = math.inf
+    monitor(m)
+    summary = monitor.summary()
+    assert summary["steps"] == 5
+    assert summary["clipped"] == 2 and summary["clip_rate"] == pytest.approx(0.4)
+    assert summary["skipped"] == 1 and summary["nonfinite_steps"] == 1
+    assert monitor.norms.numel() == 3  # bounded
+    assert summary["norm_max"] == pytest.approx(max(norms[2:]), rel=1e-6)  # last 3, inf excluded
+
+
+def test_state_round_trip():
+    a = ClipMonitor(ByNorm(1.0), history=4)
+    m = small_model()
+    for s in range(6):
+        set_grads(m.parameters(), seed=s)
+        a(m)
+    b = ClipMonitor(ByNorm(1.0), history=4)
+    b.load_state_dict(a.state_dict())
+    assert a.summary() == b.summary()
+
+
+def test_monitor_without_rule_cannot_be_called():
+    with pytest.raises(TypeError, match="wraps no rule"):
+        ClipMonitor()(small_model())
