@@ -1,0 +1,445 @@
+"""Describe a model's architecture as JSON and rebuild it without pickling code.
+
+A description says how to build the module tree (a factory ``"module:function"`` with keyword
+arguments, or a Hugging Face model class with its config) and then records, for every module of
+a standard type (Linear, convolutions, norms, Embedding, RNNs, MultiheadAttention), the
+constructor arguments read from its *current* shapes, plus the plain scalar attributes of every
+module. A structurally pruned model therefore rebuilds with its smaller layers: the factory
+builds the original shapes, and every leaf whose recorded arguments differ is replaced.
+
+Nothing is unpickled and no string is evaluated; the only code imported is the module that the
+description names for its factory (code the user already has) and classes from ``torch.nn``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "secateurs.arch/1"
+
+_SCALARS = (bool, int, float, str)
+# Attributes that torch manages itself or that must not be overwritten on rebuild.
+_SKIP_ATTRS = frozenset({"training", "_is_hf_initialized", "_compiled_call_impl"})
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _dtype_from(name: str) -> torch.dtype:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"architecture description names an unknown dtype {name!r}")
+    return dtype
+
+
+def _tuple(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple | list) else v
+
+
+def _linear(m: nn.Linear) -> dict[str, Any]:
+    return {
+        "in_features": m.in_features,
+        "out_features": m.out_features,
+        "bias": m.bias is not None,
+    }
+
+
+def _conv(m: nn.modules.conv._ConvNd) -> dict[str, Any]:
+    args = {
+        "in_channels": m.in_channels,
+        "out_channels": m.out_channels,
+        "kernel_size": _tuple(m.kernel_size),
+        "stride": _tuple(m.stride),
+        "padding": _tuple(m.padding),
+        "dilation": _tuple(m.dilation),
+        "groups": m.groups,
+        "bias": m.bias is not None,
+        "padding_mode": m.padding_mode,
+    }
+    if m.transposed:
+        args["output_padding"] = _tuple(m.output_padding)
+    return args
+
+
+def _batchnorm(m: nn.modules.batchnorm._BatchNorm) -> dict[str, Any]:
+    return {
+        "num_features": m.num_features,
+        "eps": m.eps,
+        "momentum": m.momentum,
+        "affine": m.affine,
+        "track_running_stats": m.track_running_stats,
+    }
+
+
+def _layernorm(m: nn.LayerNorm) -> dict[str, Any]:
+    return {
+        "normalized_shape": list(m.normalized_shape),
+        "eps": m.eps,
+        "elementwise_affine": m.elementwise_affine,
+        "bias": m.bias is not None,
+    }
+
+
+def _groupnorm(m: nn.GroupNorm) -> dict[str, Any]:
+    return {
+        "num_groups": m.num_groups,
+        "num_channels": m.num_channels,
+        "eps": m.eps,
+        "affine": m.affine,
+    }
+
+
+def _embedding(m: nn.Embedding) -> dict[str, Any]:
+    return {
+        "num_embeddings": m.num_embeddings,
+        "embedding_dim": m.embedding_dim,
+        "padding_idx": m.padding_idx,
+        "max_norm": m.max_norm,
+        "norm_type": m.norm_type,
+        "scale_grad_by_freq": m.scale_grad_by_freq,
+        "sparse": m.sparse,
+    }
+
+
+def _rnn(m: nn.RNNBase) -> dict[str, Any]:
+    args = {
+        "input_size": m.input_size,
+        "hidden_size": m.hidden_size,
+        "num_layers": m.num_layers,
+        "bias": m.bias,
+        "batch_first": m.batch_first,
+        "dropout": float(m.dropout),
+        "bidirectional": m.bidirectional,
+    }
+    if isinstance(m, nn.LSTM):
+        args["proj_size"] = m.proj_size
+    if type(m) is nn.RNN:
+        args["nonlinearity"] = m.nonlinearity
+    return args
+
+
+def _mha(m: nn.MultiheadAttention) -> dict[str, Any]:
+    return {
+        "embed_dim": m.embed_dim,
+        "num_heads": m.num_heads,
+        "dropout": float(m.dropout),
+        "bias": m.in_proj_bias is not None,
+        "add_bias_kv": m.bias_k is not None,
+        "add_zero_attn": m.add_zero_attn,
+        "kdim": m.kdim,
+        "vdim": m.vdim,
+        "batch_first": m.batch_first,
+    }
+
+
+# Order matters: subclasses (NonDynamicallyQuantizableLinear) resolve through isinstance.
+_LEAF_TYPES: tuple[tuple[type[nn.Module], Callable[[Any], dict[str, Any]]], ...] = (
+    (nn.Linear, _linear),
+    (nn.modules.conv._ConvNd, _conv),
+    (nn.modules.batchnorm._BatchNorm, _batchnorm),
+    (nn.LayerNorm, _layernorm),
+    (nn.GroupNorm, _groupnorm),
+    (nn.Embedding, _embedding),
+    (nn.RNNBase, _rnn),
+    (nn.MultiheadAttention, _mha),
+)
+
+
+# Layers outside torch.nn that a description may rebuild: class path -> shape attributes.
+_EXTRA_LEAVES: dict[str, tuple[str, ...]] = {
+    "transformers.pytorch_utils:Conv1D": ("nf", "nx"),
+    "secateurs.prune.structured.modules:HeadPrunedAttention": (
+        "embed_dim",
+        "num_heads",
+        "head_dim",
+        "kdim",
+        "vdim",
+        "bias",
+        "dropout",
+        "batch_first",
+    ),
+}
+
+
+def _leaf_args(module: nn.Module) -> dict[str, Any] | None:
+    for cls, reader in _LEAF_TYPES:
+        if isinstance(module, cls):
+            return reader(module)
+    extra = _EXTRA_LEAVES.get(_type_path(type(module)))
+    if extra is not None:
+        return {k: getattr(module, k) for k in extra}
+    return None
+
+
+def _type_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _main_dtype(model: nn.Module) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
+def _module_dtype(module: nn.Module) -> torch.dtype | None:
+    for p in module.parameters(recurse=False):
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
+def _is_hf_model(model: nn.Module) -> bool:
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:
+        return False
+    return isinstance(model, PreTrainedModel)
+
+
+def _default_factory(model: nn.Module) -> str:
+    cls = type(model)
+    if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
+        raise ValueError(
+            f"{cls.__qualname__} is defined in {cls.__module__!r} or inside a function, so it "
+            "cannot be imported when the file is loaded; pass arch='package.module:factory' "
+            "naming an importable function or class that builds it"
+        )
+    required = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self"
+        and p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if required:
+        raise ValueError(
+            f"{cls.__qualname__}() needs arguments {required}; pass arch='module:factory' and "
+            "arch_kwargs={...} so the model can be rebuilt"
+        )
+    return _type_path(cls)
+
+
+def _check_json(value: Any, where: str) -> None:
+    if value is None or isinstance(value, _SCALARS):
+        return
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has a non-string key {k!r}; arch_kwargs must be JSON")
+            _check_json(v, f"{where}.{k}")
+        return
+    raise TypeError(f"{where} is a {type(value).__name__}; arch_kwargs must be JSON-able")
+
+
+def describe(
+    model: nn.Module, *, arch: str | None = None, arch_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A JSON-able description from which `rebuild` makes an identically shaped module tree.
+
+    `arch` is ``"module:function"`` (or ``"module:Class"``) building the model from
+    `arch_kwargs`; by default the model's own class with no arguments, or for a Hugging Face
+    ``PreTrainedModel`` its class and config.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if arch_kwargs is not None and arch is None:
+        raise ValueError("arch_kwargs given without arch; pass arch='module:factory' too")
+    desc: dict[str, Any] = {"format": FORMAT, "dtype": _dtype_name(_main_dtype(model))}
+    if arch is not None:
+        if not isinstance(arch, str) or arch.count(":") != 1 or not all(arch.split(":")):
+            raise ValueError(f"arch must look like 'package.module:factory', got {arch!r}")
+        kwargs = dict(arch_kwargs or {})
+        _check_json(kwargs, "arch_kwargs")
+        desc["factory"] = arch
+        desc["kwargs"] = kwargs
+    elif _is_hf_model(model):
+        config = model.config.to_dict()
+        desc["hf"] = {"class": _type_path(type(model)), "config": config}
+    else:
+        desc["factory"] = _default_factory(model)
+        desc["kwargs"] = {}
+
+    modules: dict[str, dict[str, Any]] = {}
+    for name, module in model.named_modules():
+        entry: dict[str, Any] = {"type": _type_path(type(module))}
+        args = _leaf_args(module)
+        if args is not None:
+            entry["args"] = args
+            dtype = _module_dtype(module)
+            if dtype is not None:
+                entry["dtype"] = _dtype_name(dtype)
+        attrs = {
+            k: v
+            for k, v in vars(module).items()
+            if not k.startswith("__")
+            and k not in _SKIP_ATTRS
+            and type(v) in _SCALARS
+            and not (isinstance(v, float) and v != v)
+        }
+        if attrs:
+            entry["attrs"] = attrs
+        modules[name] = entry
+    desc["modules"] = modules
+    return desc
+
+
+def _import(path: str, what: str) -> Any:
+    if not isinstance(path, str) or path.count(":") != 1:
+        raise ValueError(f"{what} must look like 'package.module:name', got {path!r}")
+    module_name, qualname = path.split(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r} named by {what} {path!r}: {exc}") from exc
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {qualname!r} ({what} {path!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_factory(path: str, factory: Any) -> None:
+    # A file could name any callable; only accept model classes and plain Python functions
+    # from non-standard-library modules, so that e.g. 'os:system' can never run.
+    module_name = path.split(":", 1)[0]
+    top = module_name.split(".", 1)[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        raise ValueError(f"factory {path!r} is in the standard library, not a model factory")
+    if isinstance(factory, type):
+        if not issubclass(factory, nn.Module):
+            raise ValueError(f"factory {path!r} is a class but not a torch.nn.Module")
+        return
+    if not isinstance(factory, types.FunctionType):
+        raise ValueError(f"factory {path!r} must be a Python function or an nn.Module class")
+
+
+def _torch_nn_class(path: str) -> type[nn.Module]:
+    module_name = path.split(":", 1)[0]
+    if path in _EXTRA_LEAVES:
+        return _import(path, "layer class")
+    if not (module_name == "torch.nn" or module_name.startswith("torch.nn.")):
+        raise ValueError(
+            f"the description needs a {path} module that the factory did not build; only "
+            "torch.nn classes are built from a description, so rebuild with the same factory"
+        )
+    module_name, qualname = path.split(":")
+    cls = getattr(importlib.import_module(module_name), qualname, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"description names {path!r}, which is not a torch.nn module class")
+    return cls
+
+
+def _build_base(desc: dict[str, Any]) -> nn.Module:
+    if "hf" in desc:
+        spec = desc["hf"]
+        cls = _import(spec["class"], "hf.class")
+        from transformers import PreTrainedModel
+
+        if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
+            raise ValueError(f"hf.class {spec['class']!r} is not a transformers PreTrainedModel")
+        config = cls.config_class.from_dict(dict(spec["config"]))
+        return cls(config)
+    if "factory" not in desc:
+        raise ValueError("architecture description has neither 'factory' nor 'hf'")
+    factory = _import(desc["factory"], "factory")
+    _check_factory(desc["factory"], factory)
+    model = factory(**dict(desc.get("kwargs") or {}))
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"factory {desc['factory']!r} returned {type(model).__name__}, not an nn.Module"
+        )
+    return model
+
+
+def _set_child(root: nn.Module, name: str, child: nn.Module) -> None:
+    parent_name, _, leaf = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, leaf, child)
+
+
+def _build_leaf(entry: dict[str, Any], dtype: torch.dtype) -> nn.Module:
+    cls = _torch_nn_class(entry["type"])
+    args = dict(entry["args"])
+    for key in ("kernel_size", "stride", "padding", "dilation", "output_padding"):
+        if isinstance(args.get(key), list):
+            args[key] = tuple(args[key])
+    leaf_dtype = _dtype_from(entry["dtype"]) if "dtype" in entry else dtype
+    try:
+        return cls(**args, dtype=leaf_dtype)
+    except TypeError:
+        return cls(**args).to(leaf_dtype)
+
+
+def rebuild(desc: dict[str, Any]) -> nn.Module:
+    """Build the module tree that `describe` recorded (weights are freshly initialised)."""
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        raise ValueError(f"not a secateurs architecture description (expected format {FORMAT!r})")
+    dtype = _dtype_from(desc.get("dtype", "float32"))
+    model = _build_base(desc)
+    model.to(dtype)
+    recorded: dict[str, dict[str, Any]] = desc.get("modules") or {}
+
+    for name, entry in recorded.items():
+        try:
+            current: nn.Module | None = model.get_submodule(name) if name else model
+        except AttributeError:
+            current = None
+        if current is None:
+            # A child the factory does not build (e.g. the layers of an nn.Sequential).
+            if "args" in entry:
+                module = _build_leaf(entry, dtype)
+            else:
+                module = _torch_nn_class(entry["type"])().to(dtype)
+            _set_child(model, name, module)
+            continue
+        if _type_path(type(current)) != entry["type"] and entry["type"] in _EXTRA_LEAVES:
+            # e.g. an attention layer that structured pruning replaced by a smaller kind
+            _set_child(model, name, _build_leaf(entry, dtype))
+            continue
+        if _type_path(type(current)) != entry["type"]:
+            raise ValueError(
+                f"module {name or '<root>'!r} is a {_type_path(type(current))} but the file "
+                f"recorded {entry['type']}; the factory builds a different architecture"
+            )
+        if "args" in entry and _leaf_args(current) != entry["args"]:
+            replacement = _build_leaf(entry, dtype)
+            if name:
+                _set_child(model, name, replacement)
+            else:
+                model = replacement
+            continue
+        if (
+            "dtype" in entry
+            and _module_dtype(current) is not None
+            and _dtype_name(_module_dtype(current)) != entry["dtype"]
+        ):
+            current.to(_dtype_from(entry["dtype"]))
+
+    built = {name for name, _ in model.named_modules()}
+    extra = sorted(built - set(recorded))
+    if extra:
+        raise ValueError(
+            f"the factory builds modules the file does not record: {extra[:5]}; "
+            "the file was saved from a different architecture"
+        )
+    for name, entry in recorded.items():
+        module = model.get_submodule(name) if name else model
+        for key, value in (entry.get("attrs") or {}).items():
+            if key in _SKIP_ATTRS:
+                continue
+            setattr(module, key, value)
+    return model

@@ -1,0 +1,239 @@
+"""Importance of each unit: weight norms, BatchNorm scales, Taylor, activation statistics, random.
+
+Every criterion writes `Unit.importance` (larger = keep). The weight criteria read the
+parameter slices that the unit owns; the data criteria hook the *inputs* of the layers that
+consume a unit (its post-activation value) on calibration batches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from secateurs.prune.structured.groups import Group, Unit
+from secateurs.prune.structured.surgery import is_conv1d, parameter_slices
+
+CRITERIA = ("l1", "l2", "bn", "taylor", "activation", "random")
+
+
+def _call(model: nn.Module, x: Any) -> Any:
+    if isinstance(x, dict):
+        return model(**x)
+    if isinstance(x, tuple | list):
+        return model(*x)
+    return model(x)
+
+
+def _norm(model: nn.Module, unit: Unit, p: int) -> float:
+    total = 0.0
+    for s in unit.slices:
+        for t in parameter_slices(model.get_submodule(s.module), s.role, list(s.positions)):
+            total += float(t.detach().abs().pow(p).sum())
+    return total ** (1.0 / p)
+
+
+def _bn(model: nn.Module, unit: Unit) -> float | None:
+    values = []
+    for s in unit.slices:
+        m = model.get_submodule(s.module)
+        if s.role == "norm" and isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            values.append(float(m.weight.detach()[list(s.positions)].abs().sum()))
+    return sum(values) if values else None
+
+
+def _in_axis(m: nn.Module) -> int | None:
+    if isinstance(m, nn.Linear) or is_conv1d(m) or isinstance(m, nn.RNNBase):
+        return -1
+    if isinstance(m, nn.modules.conv._ConvNd) and m.groups == 1:
+        return 1
+    return None
+
+
+def _in_column_norms(m: nn.Module) -> torch.Tensor | None:
+    """L2 norm of the weights that read each input position of `m`."""
+    with torch.no_grad():
+        if isinstance(m, nn.Linear):
+            return m.weight.norm(dim=0)
+        if is_conv1d(m):
+            return m.weight.norm(dim=1)
+        if isinstance(m, nn.modules.conv._ConvNd) and m.groups == 1:
+            w = m.weight.transpose(0, 1) if not m.transposed else m.weight
+            return w.reshape(w.shape[0], -1).norm(dim=1)
+        if isinstance(m, nn.RNNBase):
+            cols = [getattr(m, f"weight_ih_l0{s}") for s in ("", "_reverse")[: 1 + m.bidirectional]]
+            return torch.cat(cols).norm(dim=0)
+    return None
+
+
+def _split_batch(batch: Any, need_target: bool) -> tuple[Any, Any]:
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        return batch[0], batch[1]
+    if need_target:
+        raise ValueError("importance='taylor' needs data batches of (inputs, targets) pairs")
+    return batch, None
+
+
+def data_scores(
+    model: nn.Module,
+    modules: Iterable[str],
+    data: Iterable,
+    *,
+    taylor: bool,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None,
+) -> dict[str, torch.Tensor]:
+    """Per input position of each named module: |activation x gradient| or activation std."""
+    sums: dict[str, torch.Tensor] = {}
+    sq: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = defaultdict(int)
+    handles = []
+
+    def hook_for(name: str, axis: int) -> Callable:
+        def pre_hook(_m: nn.Module, args: tuple) -> None:
+            x = args[0]
+            if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+                return
+            moved = x.movedim(axis, -1)
+            if taylor:
+                if not x.requires_grad:
+                    return
+
+                def grad_hook(g: torch.Tensor, moved: torch.Tensor = moved) -> None:
+                    prod = moved.detach() * g.movedim(axis, -1)
+                    prod = prod.reshape(prod.shape[0], -1, prod.shape[-1]).sum(1)
+                    score = prod.abs().sum(0)
+                    sums[name] = sums.get(name, 0) + score
+                    counts[name] += prod.shape[0]
+
+                x.register_hook(grad_hook)
+            else:
+                flat = moved.detach().reshape(-1, moved.shape[-1]).double()
+                sums[name] = sums.get(name, 0) + flat.sum(0)
+                sq[name] = sq.get(name, 0) + flat.pow(2).sum(0)
+                counts[name] += flat.shape[0]
+
+        return pre_hook
+
+    for name in modules:
+        m = model.get_submodule(name)
+        axis = _in_axis(m)
+        if axis is not None:
+            handles.append(m.register_forward_pre_hook(hook_for(name, axis)))
+    was_training = model.training
+    model.eval()
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    try:
+        for batch in data:
+            x, y = _split_batch(batch, taylor)
+            if taylor:
+                model.zero_grad(set_to_none=True)
+                with torch.enable_grad():
+                    loss = loss_fn(_call(model, x), y)
+                    loss.backward()
+            else:
+                with torch.no_grad():
+                    _call(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    if not counts:
+        raise ValueError("data gave no batches; pass calibration batches for this importance")
+    out = {}
+    for name, total in sums.items():
+        n = counts[name]
+        if taylor:
+            out[name] = (total / n).float()
+        else:
+            mean = total / n
+            out[name] = (sq[name] / n - mean.pow(2)).clamp_min(0).sqrt().float()
+    return out
+
+
+def score(
+    model: nn.Module,
+    groups: list[Group],
+    criterion: str,
+    *,
+    data: Iterable | None = None,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """Set `importance` on every unit; returns notes (e.g. fallbacks to L2)."""
+    notes: list[str] = []
+    if criterion not in CRITERIA:
+        raise ValueError(f"importance must be one of {CRITERIA}, got {criterion!r}")
+    if criterion in ("l1", "l2"):
+        p = 1 if criterion == "l1" else 2
+        for g in groups:
+            for u in g.units:
+                u.importance = _norm(model, u, p)
+        return notes
+    if criterion == "random":
+        gen = torch.Generator().manual_seed(seed)
+        for g in groups:
+            for u in g.units:
+                u.importance = float(torch.rand((), generator=gen))
+        return notes
+    if criterion == "bn":
+        for g in groups:
+            values = [_bn(model, u) for u in g.units]
+            if any(v is None for v in values):
+                notes.append(f"{g.name}: no BatchNorm scale, ranked by L2 norm")
+                values = [_norm(model, u, 2) for u in g.units]
+            for u, v in zip(g.units, values, strict=True):
+                u.importance = float(v)
+        return notes
+    if data is None:
+        raise ValueError(f"importance={criterion!r} needs data= (calibration batches)")
+    consumers = {s.module for g in groups for u in g.units for s in u.slices if s.role == "in"}
+    scores = data_scores(model, consumers, data, taylor=criterion == "taylor", loss_fn=loss_fn)
+    if criterion == "activation":
+        # How much a unit's output varies, times how strongly the next layer reads it: a unit
+        # that is constant (or always zero) or that nothing reads scores zero.
+        for name in list(scores):
+            norms = _in_column_norms(model.get_submodule(name))
+            if norms is not None and norms.shape == scores[name].shape:
+                scores[name] = scores[name] * norms.float()
+    for g in groups:
+        for u in g.units:
+            parts = [
+                float(scores[s.module][list(s.positions)].sum())
+                for s in u.slices
+                if s.role == "in" and s.module in scores
+            ]
+            u.importance = sum(parts) if parts else -1.0
+        if all(u.importance < 0 for u in g.units):
+            notes.append(f"{g.name}: no consumer input to measure, ranked by L2 norm")
+            for u in g.units:
+                u.importance = _norm(model, u, 2)
+    return notes
+
+
+class BNScalePenalty:
+    """Network slimming: an L1 penalty on BatchNorm scales, applied after each backward.
+
+    Use as ``clip=BNScalePenalty(1e-4)`` in ``secateurs.train.fit`` (it runs once per optimizer
+    step, after backward): it adds ``strength * sign(gamma)`` to every BatchNorm weight's
+    gradient, the subgradient of ``strength * sum|gamma|``. Composes with a clipping rule via
+    `then`.
+    """
+
+    def __init__(self, strength: float = 1e-4, then: Callable[[nn.Module], Any] | None = None):
+        if not strength >= 0:
+            raise ValueError(f"strength must be >= 0, got {strength}")
+        self.strength = float(strength)
+        self.then = then
+
+    def __call__(self, model: nn.Module) -> Any:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                w = m.weight
+                if w.grad is None:
+                    w.grad = torch.zeros_like(w)
+                w.grad.add_(torch.sign(w.detach()), alpha=self.strength)
+        return self.then(model) if self.then is not None else None
