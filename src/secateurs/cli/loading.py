@@ -1,0 +1,89 @@
+"""What the model commands share: the MODEL argument's options, loading and `--eval`."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ArchOption = typer.Option(
+    None,
+    "--arch",
+    help="'package.module:factory' that builds the architecture, for a state-dict MODEL "
+    "(.pt/.pth/.bin or plain .safetensors).",
+)
+TrustPickleOption = typer.Option(
+    False,
+    "--trust-pickle",
+    help="Allow MODEL to be a whole pickled module (torch.save(model)); unpickling runs code "
+    "from the file, so only for files you trust.",
+)
+EvalOption = typer.Option(
+    None,
+    "--eval",
+    help="'package.module:function' called as function(model) -> float or dict of floats; "
+    "reported before and after.",
+)
+
+MODEL_HELP = (
+    "A secateurs model file, a state dict (.pt/.pth/.bin/.safetensors) with --arch, a Hugging "
+    "Face model folder, or a pickled module with --trust-pickle."
+)
+
+
+def cwd_on_path() -> None:
+    """Let --arch / --eval name modules in the current folder, as `python -m` would."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def load_cli_model(model: Path, arch: str | None, trust_pickle: bool) -> nn.Module:
+    """Load MODEL in any accepted form (errors are ValueError/FileNotFoundError: exit 2)."""
+    from secateurs.io.loading import load_model_any
+
+    cwd_on_path()
+    return load_model_any(model, arch=arch, trust_pickle=trust_pickle)
+
+
+def resolve_function(spec: str, option: str = "--eval") -> Any:
+    """Import 'package.module:function' (a ValueError naming `option` if it does not work)."""
+    cwd_on_path()
+    if spec.count(":") != 1 or not all(spec.split(":")):
+        raise ValueError(f"{option} must look like 'package.module:function', got {spec!r}")
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import {module_name!r} named by {option} {spec!r}: {e}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"{module_name!r} has no function {attr!r} (from {option} {spec!r})")
+    return fn
+
+
+def metrics(fn: Any, model: nn.Module) -> dict[str, float]:
+    """Call an --eval function; a float becomes {'metric': value}."""
+    value = fn(model)
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items()}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"metric": float(value)}
+    raise TypeError(f"--eval function returned {type(value).__name__}; expected float or dict")
+
+
+def metrics_table(before: dict[str, float], after: dict[str, float]) -> str:
+    """'name  before  after  change' lines."""
+    lines = [f"{'metric':<20} {'before':>12} {'after':>12} {'change':>12}"]
+    for k in before.keys() | after.keys():
+        b, a = before.get(k, math.nan), after.get(k, math.nan)
+        lines.append(f"{k:<20} {b:>12.6g} {a:>12.6g} {a - b:>+12.6g}")
+    return "\n".join(lines)

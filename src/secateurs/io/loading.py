@@ -1,0 +1,179 @@
+"""Load a model from whatever the user has: the forms the CLI's MODEL argument accepts.
+
+1. a secateurs model file (safetensors with a secateurs header): rebuilt, nothing executed;
+2. a state dict, ``.pt``/``.pth``/``.bin`` (read with ``torch.load(weights_only=True)``) or a
+   plain ``.safetensors``, plus ``arch="package.module:factory"`` that builds the architecture;
+3. a Hugging Face model folder (``config.json`` + weights), loaded offline;
+4. a whole pickled module (``torch.save(model)``): only with ``trust_pickle=True``, because
+   unpickling runs code from the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from secateurs.io.model_file import is_secateurs_file, load
+
+_STATE_KEYS = ("state_dict", "model_state_dict", "model", "module")
+
+
+def build_factory(arch: str, arch_kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """Import ``"package.module:factory"`` and call it with `arch_kwargs`."""
+    if not isinstance(arch, str) or arch.count(":") != 1 or not all(arch.split(":")):
+        raise ValueError(f"--arch must look like 'package.module:factory', got {arch!r}")
+    module_name, attr = arch.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import {module_name!r} named by --arch {arch!r}: {e}") from None
+    factory: Any = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ValueError(f"{module_name!r} has no {attr!r} (from --arch {arch!r})")
+    if not callable(factory):
+        raise ValueError(f"--arch {arch!r} is not callable")
+    model = factory(**dict(arch_kwargs or {}))
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"--arch {arch!r} returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _extract_state(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in _STATE_KEYS:
+            inner = obj.get(key)
+            if (
+                isinstance(inner, Mapping)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
+            ):
+                return dict(inner)
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj)
+    raise ValueError(
+        f"{path} does not hold a state dict (a mapping of names to tensors, possibly under "
+        f"one of {_STATE_KEYS})"
+    )
+
+
+def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"{path} does not fit the architecture from --arch: missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+
+
+def _load_hf(folder: Path) -> nn.Module:
+    try:
+        import transformers
+    except ImportError as e:
+        raise ImportError("loading a Hugging Face folder needs `pip install secateurs[hf]`") from e
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    names = config.get("architectures") or []
+    cls = getattr(transformers, names[0], None) if names else None
+    if cls is None:
+        cls = transformers.AutoModel
+    return cls.from_pretrained(str(folder), local_files_only=True)
+
+
+def _torch_load_weights(path: Path, trust_pickle: bool) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # neither torch's zip nor a raw pickle
+        raise ValueError(f"{path} is not a readable PyTorch file (unknown format)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):
+            raise ValueError(f"{path} is not a readable PyTorch file ({_first_line(e)})") from None
+        if not trust_pickle:
+            raise ValueError(
+                f"{path} is a pickle that holds more than tensors (a whole pickled module?); "
+                "unpickling runs code from the file, so it is refused. If you trust the file, "
+                "pass --trust-pickle (trust_pickle=True)"
+            ) from None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:
+            raise ValueError(f"{path} could not be unpickled ({e2}); first error: {e}") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"{path} is not a readable PyTorch file ({e})") from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def load_model_any(
+    spec: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    arch_kwargs: Mapping[str, Any] | None = None,
+    trust_pickle: bool = False,
+) -> nn.Module:
+    """Load a model from a secateurs file, a state dict + `arch`, a Hugging Face folder or
+    (with `trust_pickle`) a pickled module. Errors say which form was expected and why."""
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}")
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return _load_hf(path)
+        raise ValueError(f"{path} is a folder without config.json (not a Hugging Face model)")
+
+    if path.suffix == ".safetensors" or _looks_like_safetensors(path):
+        if is_secateurs_file(path):
+            return load(path)
+        if arch is None:
+            raise ValueError(
+                f"{path} is a plain safetensors state dict; pass --arch package.module:factory "
+                "naming a function that builds the architecture"
+            )
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except Exception as e:
+            raise ValueError(f"{path} is not a readable safetensors file ({e})") from None
+        model = build_factory(arch, arch_kwargs)
+        _load_into(model, state, path)
+        model.secateurs_arch = {"factory": arch, "kwargs": dict(arch_kwargs or {})}
+        return model
+
+    obj = _torch_load_weights(path, trust_pickle)
+    if isinstance(obj, nn.Module):
+        return obj
+    state = _extract_state(obj, path)
+    if arch is None:
+        raise ValueError(
+            f"{path} is a state dict; pass --arch package.module:factory naming a function "
+            "that builds the architecture (e.g. secateurs.zoo.models:mlp)"
+        )
+    model = build_factory(arch, arch_kwargs)
+    _load_into(model, state, path)
+    model.secateurs_arch = {"factory": arch, "kwargs": dict(arch_kwargs or {})}
+    return model
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """safetensors files start with an 8-byte header length followed by '{'."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return int.from_bytes(head[:8], "little") < path.stat().st_size
