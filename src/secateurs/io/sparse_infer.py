@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model
 from secateurs.measure.latency import time_callable
 
 
@@ -88,14 +89,6 @@ class SparseInferenceReport:
         }
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
-    if isinstance(inputs, dict):
-        return model(**inputs)
-    if isinstance(inputs, tuple | list):
-        return model(*inputs)
-    return model(inputs)
-
-
 def _set(root: nn.Module, name: str, child: nn.Module) -> None:
     parent, _, leaf = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, leaf, child)
@@ -137,7 +130,7 @@ def to_sparse_inference(
             handles.append(module.register_forward_pre_hook(grab))
     with torch.no_grad():
         try:
-            _call(work, example_inputs)
+            call_model(work, example_inputs)
         finally:
             for h in handles:
                 h.remove()
@@ -145,7 +138,7 @@ def to_sparse_inference(
     report = SparseInferenceReport()
     originals: dict[str, nn.Module] = {}
     with torch.no_grad():
-        report.dense_s = time_callable(lambda: _call(work, example_inputs), runs=runs).median
+        report.dense_s = time_callable(lambda: call_model(work, example_inputs), runs=runs).median
         for name, x in captured.items():
             lin = work.get_submodule(name)
             w = lin.weight
@@ -164,7 +157,7 @@ def to_sparse_inference(
         report.converted_s = report.dense_s
         if originals:
             report.converted_s = time_callable(
-                lambda: _call(work, example_inputs), runs=runs
+                lambda: call_model(work, example_inputs), runs=runs
             ).median
             if report.converted_s >= report.dense_s:
                 for name, lin in originals.items():

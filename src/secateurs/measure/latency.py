@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.measure.macs import _call
+from secateurs._inputs import call_model
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ def measure_latency(
     model.eval()
     try:
         with torch.inference_mode():
-            return time_callable(lambda: _call(model, example_inputs), warmup=warmup, runs=runs)
+            return time_callable(
+                lambda: call_model(model, example_inputs), warmup=warmup, runs=runs
+            )
     finally:
         model.train(was_training)

@@ -8,13 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-
-def _call(model: nn.Module, inputs: Any) -> Any:
-    if isinstance(inputs, dict):
-        return model(**inputs)
-    if isinstance(inputs, tuple | list):
-        return model(*inputs)
-    return model(inputs)
+from secateurs._inputs import call_model
 
 
 def count_macs(model: nn.Module, example_inputs: Any) -> int:
@@ -27,7 +21,7 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            _call(model, example_inputs)
+            call_model(model, example_inputs)
     finally:
         model.train(was_training)
     return int(counter.get_total_flops()) // 2

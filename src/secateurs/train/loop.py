@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model, move_inputs
+
 
 @dataclass
 class StepRecord:
@@ -53,24 +55,6 @@ class Callback(Protocol):
     """Hooks a loop calls; return True from `on_step_end` to stop training."""
 
     def on_step_end(self, record: StepRecord, model: nn.Module) -> bool | None: ...
-
-
-def _call(model: nn.Module, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
-
-
-def _to(x: Any, device: torch.device) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.to(device, non_blocking=True)
-    if isinstance(x, dict):
-        return {k: _to(v, device) for k, v in x.items()}
-    if isinstance(x, tuple | list):
-        return type(x)(_to(v, device) for v in x)
-    return x
 
 
 def fit(
@@ -131,13 +115,13 @@ def fit(
             pending = 0
             loss_acc = torch.zeros((), device=device)
             for x, y in data:
-                x, y = _to(x, device), _to(y, device)
+                x, y = move_inputs(x, device), move_inputs(y, device)
                 with torch.autocast(
                     device.type,
                     dtype=autocast_dtype or torch.bfloat16,
                     enabled=autocast_dtype is not None,
                 ):
-                    loss = loss_fn(_call(model, x), y) / accumulate
+                    loss = loss_fn(call_model(model, x), y) / accumulate
                 (scaler.scale(loss) if scaler is not None else loss).backward()
                 loss_acc += loss.detach().float()
                 pending += 1

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model
 from secateurs.measure import count_macs, count_parameters
 from secateurs.prune.structured import graph, groups, rules, select, surgery
 from secateurs.prune.structured import importance as importance_mod
@@ -63,14 +64,6 @@ class StructuredReport:
             lines.append(f"kept {name}: {reason}")
         lines.extend(self.notes)
         return "\n".join(lines)
-
-
-def _call(model: nn.Module, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
 
 
 def _shapes(out: Any) -> Any:
@@ -162,7 +155,7 @@ def structured(
     pruned.eval()
     try:
         with torch.no_grad():
-            reference = _shapes(_call(pruned, example_inputs))
+            reference = _shapes(call_model(pruned, example_inputs))
     except Exception as exc:
         raise ValueError(
             f"the model fails on example_inputs ({type(exc).__name__}: {exc}); pass inputs of "
@@ -210,7 +203,7 @@ def structured(
 
     try:
         with torch.no_grad():
-            after = _shapes(_call(pruned, example_inputs))
+            after = _shapes(call_model(pruned, example_inputs))
     except Exception as exc:  # never hand back a model that does not run
         raise RuntimeError(
             f"the pruned model fails on example_inputs ({type(exc).__name__}: {exc}); this is "

@@ -8,15 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model
 from secateurs.train import fit
-
-
-def _call(model: nn.Module, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
 
 
 class DistillLoss:
@@ -85,7 +78,7 @@ class _WithTeacher:
                 else (batch, None)
             )
             with torch.no_grad():
-                teacher_out = self.output_fn(_call(self.teacher, x)).detach()
+                teacher_out = self.output_fn(call_model(self.teacher, x)).detach()
             yield x, (y, teacher_out)
 
 

@@ -14,18 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model
 from secateurs.prune.structured.groups import Group, Unit
 from secateurs.prune.structured.surgery import is_conv1d, parameter_slices
 
 CRITERIA = ("l1", "l2", "bn", "taylor", "activation", "random")
-
-
-def _call(model: nn.Module, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
 
 
 def _norm(model: nn.Module, unit: Unit, p: int) -> float:
@@ -131,11 +124,11 @@ def data_scores(
             if taylor:
                 model.zero_grad(set_to_none=True)
                 with torch.enable_grad():
-                    loss = loss_fn(_call(model, x), y)
+                    loss = loss_fn(call_model(model, x), y)
                     loss.backward()
             else:
                 with torch.no_grad():
-                    _call(model, x)
+                    call_model(model, x)
     finally:
         for h in handles:
             h.remove()
