@@ -50,7 +50,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-CHUNK = 1 << 16  # elements per comparison step: small buffers, exact float32 counts
+CHUNK = 1 << 20  # elements per comparison step: small buffers, exact float32 counts
 
 
 class _Scratch:
