@@ -25,6 +25,12 @@ def _root(
 
 # Command modules register themselves on `app` when imported.
 # (each helper adds its import here)
+import secateurs.cli.compare  # noqa: E402
+import secateurs.cli.demo  # noqa: E402
+import secateurs.cli.inspect  # noqa: E402
+import secateurs.cli.prune  # noqa: E402
+import secateurs.cli.report  # noqa: E402
+import secateurs.cli.sweep  # noqa: E402, F401
 
 
 def main() -> None:
