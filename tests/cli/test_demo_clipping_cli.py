@@ -33,6 +33,7 @@ def test_demo_quiet_prints_only_the_path(tmp_path, monkeypatch):
         app,
         [
             "demo",
+            "clipping",
             "--seeds",
             "1",
             "--steps",
@@ -53,7 +54,9 @@ def test_demo_quiet_without_out_prints_the_table(monkeypatch):
 
     small = exploding.config(length=12, span=6, hidden=4, batch=4, test_size=8, rules=("by_norm",))
     monkeypatch.setattr(exploding, "Config", lambda: small)
-    result = runner.invoke(app, ["demo", "--seeds", "1", "--steps", "1", "--workers", "1", "-q"])
+    result = runner.invoke(
+        app, ["demo", "clipping", "--seeds", "1", "--steps", "1", "--workers", "1", "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0].startswith("| rule | seeds succeeded")
 
