@@ -93,7 +93,13 @@ def test_tied_weights_stored_once(tmp_path, monkeypatch):
 def test_bad_files_give_clear_errors(tmp_path):
     m = MLP((8, 6, 3))
     prune.unstructured(m, sparsity=0.5)
-    good = io.save(m, tmp_path / "good.safetensors")
+    good = io.save(
+        m,
+        tmp_path / "good.safetensors",
+        arch="secateurs.zoo.models:mlp",
+        arch_kwargs={"sizes": [8, 6, 3]},
+    )
+    torch.testing.assert_close(io.load(good)(torch.ones(2, 8)), m(torch.ones(2, 8)))
     data = good.read_bytes()
     with pytest.raises(FileNotFoundError):
         io.load(tmp_path / "missing.safetensors")
@@ -133,3 +139,11 @@ def test_failed_save_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="arch"):
         io.save(m, tmp_path / "y.safetensors", arch="no colon")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_a_file_that_load_could_not_rebuild(tmp_path):
+    # MLP() builds 64-300-100-10: without arch/arch_kwargs this model could not be rebuilt.
+    m = MLP((8, 6, 3))
+    with pytest.raises(ValueError, match="arch="):
+        io.save(m, tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -74,6 +74,38 @@ def describe_plain(
     return desc
 
 
+def check_rebuilds(desc: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> None:
+    """Refuse to write a file that `load` could not rebuild.
+
+    The described architecture is built on the meta device (no memory, no initialisation
+    cost) and its tensor names and shapes are compared with the model's.
+    """
+    from secateurs.io import arch as arch_mod
+
+    hint = (
+        "pass arch='package.module:factory' (and arch_kwargs) naming a function that builds "
+        "this architecture (CLI: --arch)"
+    )
+    try:
+        with torch.device("meta"):
+            built = arch_mod.rebuild(desc).state_dict()
+    except (ValueError, TypeError, ImportError, AttributeError) as e:
+        raise ValueError(f"cannot record how to rebuild this model ({e}); {hint}") from None
+    missing = sorted(set(state_dict) - set(built))
+    unexpected = sorted(set(built) - set(state_dict))
+    wrong = sorted(
+        k
+        for k in set(built) & set(state_dict)
+        if tuple(built[k].shape) != tuple(state_dict[k].shape)
+    )
+    if missing or unexpected or wrong:
+        raise ValueError(
+            "the architecture recorded for this model would not rebuild it "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, other shapes {wrong[:3]}); "
+            + hint
+        )
+
+
 def _json_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if metadata is None:
         return {}
@@ -150,6 +182,7 @@ def save(
             entry["parts"][part] = _crc(value)
         entries[name] = entry
 
+    check_rebuilds(desc, sd)
     header = {
         "format": FORMAT,
         "arch": desc,
