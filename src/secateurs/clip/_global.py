@@ -42,15 +42,7 @@ class GlobalNormRule(Rule):
             bad = count_nonfinite(per)
             action = apply_policy(self.nonfinite, grads, bad)  # type: ignore[arg-type]
         if action == "skip":
-            return ClipStats(
-                self.name,
-                norm_before=total,
-                norm_after=total,
-                coef=1.0,
-                nonfinite=bad,
-                skipped=True,
-                clipped=False,
-            )
+            return ClipStats.skipped_step(self.name, total, bad)
         if action == "zeroed":
             total, per = total_norm(grads, self.norm_type)
         limit = self.threshold(total)

@@ -122,15 +122,7 @@ class AGC(Rule):
         action = apply_policy(self.nonfinite, grads, bad)
         if action == "skip":
             before = self._total(flat_g, seg, len(sizes), grads, p)
-            return ClipStats(
-                self.name,
-                norm_before=before,
-                norm_after=before,
-                coef=1.0,
-                nonfinite=bad,
-                skipped=True,
-                clipped=False,
-            )
+            return ClipStats.skipped_step(self.name, before, bad)
         if action == "zeroed":
             flat_g = torch.cat([n.reshape(-1).to(device) for n in self._norms(grads, p)])
         w_units = self._norms([q.detach() for q in params], p)

@@ -80,15 +80,7 @@ class ByNorm(Rule):
         per_t = torch.stack([n.to(device) for n in per])
         total = torch.linalg.vector_norm(per_t, p)
         if action == "skip":
-            return ClipStats(
-                self.name,
-                norm_before=total,
-                norm_after=total,
-                coef=1.0,
-                nonfinite=bad,
-                skipped=True,
-                clipped=False,
-            )
+            return ClipStats.skipped_step(self.name, total, bad)
         if action == "zeroed":
             per = tensor_norms(grads, p)
             per_t = torch.stack([n.to(device) for n in per])

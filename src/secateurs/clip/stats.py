@@ -66,6 +66,19 @@ class ClipStats:
         self.extra = dict(extra or {})
         self.parts = list(parts or [])
 
+    @classmethod
+    def skipped_step(cls, rule: str, norm: Value, nonfinite: Value, coef: Value = 1.0) -> ClipStats:
+        """The stats of a step the "skip" policy refused: gradients left as they were."""
+        return cls(
+            rule,
+            norm_before=norm,
+            norm_after=norm,
+            coef=coef,
+            nonfinite=nonfinite,
+            skipped=True,
+            clipped=False,
+        )
+
     @property
     def norm_before(self) -> float | None:
         return _read(self._values["norm_before"])  # type: ignore[return-value]

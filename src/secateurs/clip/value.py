@@ -47,14 +47,7 @@ class ByValue(Rule):
             per = tensor_norms(grads, math.inf)
         before = torch.stack([n.float().to(per[0].device) for n in per]).max()
         if action == "skip":
-            return ClipStats(
-                self.name,
-                norm_before=before,
-                norm_after=before,
-                nonfinite=bad,
-                skipped=True,
-                clipped=False,
-            )
+            return ClipStats.skipped_step(self.name, before, bad, coef=None)
         for g in grads:
             local(g).clamp_(-c, c)
         return ClipStats(
