@@ -29,3 +29,19 @@ def test_console_script_runs():
         [sys.executable, "-m", "secateurs", "--version"], capture_output=True, text=True, check=True
     )
     assert __version__ in out.stdout
+
+
+def test_cli_imports_with_only_the_required_dependencies():
+    # click is not a dependency of typer >= 0.29 and optional extras may be absent: the
+    # command line must still start (regression: `import click` broke a fresh install).
+    code = (
+        "import sys\n"
+        "for m in ('click', 'optuna', 'matplotlib', 'onnxruntime', 'transformers'):\n"
+        "    sys.modules[m] = None\n"
+        "from typer.testing import CliRunner\n"
+        "from secateurs.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'sweep' in r.output and 'demo' in r.output\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
