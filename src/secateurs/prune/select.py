@@ -14,9 +14,8 @@ order, then row-major index) are removed, so exactly `k` weights go.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -28,26 +27,6 @@ ScoreFn = Callable[[torch.Tensor | None], torch.Tensor]
 SampleFn = Callable[[torch.Tensor], torch.Tensor]
 
 SAMPLE = 1 << 18
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run CPU tensor ops on one thread for the duration.
-
-    Selection is many short memory-bound passes; with intra-op threads each op ends in a
-    barrier, and on a busy machine (threads descheduled) every barrier can cost milliseconds:
-    measured 0.45 s on one thread vs 2.6-6.5 s on two for 20M weights on a loaded 2-core
-    machine, and no loss worth keeping on an idle one.
-    """
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 CHUNK = 1 << 20  # elements per comparison step: small buffers, exact float32 counts

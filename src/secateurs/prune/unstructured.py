@@ -13,7 +13,7 @@ from torch import nn
 from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import apply_mask, get_mask, share_mask
 from secateurs.prune.report import LayerReport, PruneReport
-from secateurs.prune.select import ScoreFn, one_thread, select_smallest
+from secateurs.prune.select import ScoreFn, select_smallest
 from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets
 
 Scope = str | Mapping[str, float]
@@ -161,7 +161,7 @@ def unstructured(
         )
     crit.prepare(model, targets, data=data, loss_fn=loss_fn)
 
-    with torch.no_grad(), one_thread():
+    with torch.no_grad():
         if threshold is not None:
             return _by_threshold(crit, targets, float(threshold), force)
         if is_dict:
