@@ -285,3 +285,20 @@ def test_only_trials_of_dead_workers_are_failed(tmp_path, monkeypatch):
     states = {t.number: t.state for t in study.trials}
     assert states[dead.number] == states[unsigned.number] == TrialState.FAIL
     assert states[alive.number] == states[other.number] == TrialState.RUNNING
+
+
+def test_a_trial_finished_by_another_worker_is_recognised_from_optunas_own_error():
+    # The race it guards (two SQLite workers taking one queued trial) cannot be forced
+    # deterministically; the recognition must match what Optuna really raises.
+    import optuna
+
+    from secateurs.search.study import _finished_by_another_worker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(ValueError) as info:
+        study.tell(trial, 2.0)
+    assert _finished_by_another_worker(info.value)
+    assert not _finished_by_another_worker(ValueError("the model diverged"))

@@ -259,8 +259,22 @@ def run_worker(
     while not _should_stop(study, config, target, deadline, parent):
         try:
             study.optimize(objective, n_trials=1, callbacks=callbacks)
+        except ValueError as e:
+            if not _finished_by_another_worker(e):
+                raise WorkerError(f"a trial failed: {type(e).__name__}: {e}") from e
         except Exception as e:
             raise WorkerError(f"a trial failed: {type(e).__name__}: {e}") from e
+
+
+def _finished_by_another_worker(error: ValueError) -> bool:
+    """True for Optuna's refusal to record a trial that another worker already finished.
+
+    On SQLite, Optuna takes a queued trial with SELECT ... FOR UPDATE, which SQLite ignores:
+    under load two workers can take the same queued trial. Both evaluate it (seeded, so the
+    same figures); the first records it and the second is refused. Nothing is lost: that
+    worker goes on with the next trial.
+    """
+    return str(error).startswith("Cannot tell a COMPLETE trial")
 
 
 def _worker_entry(
