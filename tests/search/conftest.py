@@ -19,14 +19,3 @@ def write_config(tmp_path: Path):
         return path
 
     return write
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models train fastest on one thread, above all on a shared, busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
