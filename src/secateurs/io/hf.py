@@ -28,7 +28,8 @@ def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if hf_rules.kind(m) is not None]
 
 
-def _shapes(layout: str, m: nn.Module) -> dict[str, int]:
+def _shapes(layout: str, m: Any) -> dict[str, int]:
+    # `m` is a Hugging Face block, read by attribute name (duck typing), hence `Any`.
     if layout == "bert":
         attn = m.attention.self
         return {
@@ -61,7 +62,7 @@ def pruned_config(model: nn.Module) -> Any:
     layers = _layers(model)
     if not layers:
         raise ValueError("no known transformer blocks found; save it with secateurs.io.save")
-    layouts = {hf_rules.kind(m) for _, m in layers}
+    layouts = {kind for _, m in layers if (kind := hf_rules.kind(m)) is not None}
     if len(layouts) != 1:
         raise ValueError("mixed block layouts; save it with secateurs.io.save")
     layout = layouts.pop()
@@ -109,7 +110,8 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike, **kwargs: An
     try:
         # Write beside the target, then move each file in: no half-written model directory.
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-            model.save_pretrained(tmp, **kwargs)
+            hf_model: Any = model  # a transformers PreTrainedModel
+            hf_model.save_pretrained(tmp, **kwargs)
             target.mkdir(exist_ok=True)
             for item in sorted(Path(tmp).rglob("*")):
                 if item.is_file():
