@@ -150,8 +150,9 @@ def save(
     meta = _json_metadata(metadata)
     _check_savable(model)
     recorded = getattr(model, "secateurs_arch", None)  # set by `load`: keep the same factory
-    if arch is None and isinstance(recorded, dict) and "factory" in recorded:
-        arch, arch_kwargs = recorded["factory"], recorded.get("kwargs") or {}
+    if isinstance(recorded, dict) and "factory" in recorded and arch_kwargs is None:
+        if arch is None or arch == recorded["factory"]:
+            arch, arch_kwargs = recorded["factory"], recorded.get("kwargs") or {}
     desc = describe_plain(model, arch, arch_kwargs)
     sd = effective_state_dict(model)
     params = _parameter_names(model)
