@@ -16,7 +16,6 @@ Special files (FIFOs, devices) are refused before they are opened.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pickle
 from collections.abc import Mapping

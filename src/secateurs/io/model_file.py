@@ -150,9 +150,13 @@ def save(
     meta = _json_metadata(metadata)
     _check_savable(model)
     recorded = getattr(model, "secateurs_arch", None)  # set by `load`: keep the same factory
-    if isinstance(recorded, dict) and "factory" in recorded and arch_kwargs is None:
-        if arch is None or arch == recorded["factory"]:
-            arch, arch_kwargs = recorded["factory"], recorded.get("kwargs") or {}
+    if (
+        isinstance(recorded, dict)
+        and "factory" in recorded
+        and arch_kwargs is None
+        and arch in (None, recorded["factory"])
+    ):
+        arch, arch_kwargs = recorded["factory"], recorded.get("kwargs") or {}
     desc = describe_plain(model, arch, arch_kwargs)
     sd = effective_state_dict(model)
     params = _parameter_names(model)
@@ -216,7 +220,7 @@ def _parameter_names(model: nn.Module) -> set[str]:
         parts = name.split(".")
         if "parametrizations" in parts:  # m.parametrizations.weight.original -> m.weight
             i = parts.index("parametrizations")
-            parts = parts[:i] + [parts[i + 1]]
+            parts = [*parts[:i], parts[i + 1]]
         names.add(".".join(parts))
     return names
 
@@ -362,9 +366,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return out
 
 
-def _check_skeleton(
-    skeleton: nn.Module, header: dict[str, Any], path: str | os.PathLike
-) -> None:
+def _check_skeleton(skeleton: nn.Module, header: dict[str, Any], path: str | os.PathLike) -> None:
     """The architecture (built on the meta device) wants exactly the tensors the file declares."""
     declared = {n: (tuple(e["shape"]), e["dtype"]) for n, e in header["tensors"].items()}
     for alias, target in header.get("aliases", {}).items():
