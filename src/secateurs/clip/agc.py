@@ -112,7 +112,7 @@ class AGC(Rule):
         if not grads:
             return [], 0
         # max |g| per tensor (never overflows; NaN propagates), combined over shards
-        local_max = [unit_norms(local(g), math.inf).amax() for g in grads]
+        local_max = [_abs_max(local(g)) for g in grads]
         norms = reduce_norms(local_max, grads, math.inf)
         return grads, count_nonfinite(norms)
 
@@ -205,6 +205,11 @@ class AGC(Rule):
             f"clip={self.clip}, eps={self.eps}, exclude={self.exclude!r}, "
             f"skip_classifier={self.skip_classifier}, nonfinite={self.nonfinite!r}"
         )
+
+
+def _abs_max(t: torch.Tensor) -> torch.Tensor:
+    """max |t| (NaN if any is NaN); 0 for an empty shard."""
+    return t.abs().amax() if t.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
 
 
 def _has_dim0_shards(tensors: list[torch.Tensor]) -> bool:
