@@ -75,10 +75,6 @@ def _net() -> nn.Module:
     )
 
 
-# named unstructured_ once main's renames (issue 14) are merged
-_unstructured = getattr(prune, "unstructured_", None) or prune.unstructured
-
-
 def good_files(folder: Path) -> dict[str, Path]:
     """One small file per storage kind: dense, bitmask, CSR, and a structurally pruned model."""
     torch.manual_seed(0)
@@ -86,10 +82,10 @@ def good_files(folder: Path) -> dict[str, Path]:
     dense = _net()
     out["dense"] = io.save(dense, folder / "dense.safetensors", packing="dense")
     masked = _net()
-    _unstructured(masked, sparsity=0.7, exclude=[])
+    prune.unstructured_(masked, sparsity=0.7, exclude=[])
     out["bitmask"] = io.save(masked, folder / "bitmask.safetensors", packing="bitmask")
     sparse = _net()
-    _unstructured(sparse, sparsity=0.97, exclude=[])
+    prune.unstructured_(sparse, sparsity=0.97, exclude=[])
     out["csr"] = io.save(sparse, folder / "csr.safetensors", packing="csr")
     small, _ = prune.structured(_net(), torch.randn(2, 8), ratio=0.5)
     out["structured"] = io.save(small, folder / "structured.safetensors")

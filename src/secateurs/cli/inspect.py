@@ -9,7 +9,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import user_errors
-from secateurs.cli.loading import (
+from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     TrustArchOption,
@@ -32,7 +32,7 @@ def inspect_cmd(
     code runs), and bytes are what each tensor occupies in the file (packed); for other forms
     the model is loaded and bytes are its dense size in memory.
     """
-    from secateurs.prune.report import LayerReport, PruneReport
+    from secateurs.prune.summary import LayerReport, PruneReport
 
     with user_errors():
         if model.is_file() and _is_secateurs_file(model):
