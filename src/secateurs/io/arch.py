@@ -348,10 +348,10 @@ def _import(path: str, what: str) -> Any:
 def _check_factory(path: str, factory: Any) -> None:
     # Even a trusted file only names model classes and plain Python functions outside the
     # standard library, so that e.g. 'os:system' is refused with a clear message.
-    module_name = path.split(":", 1)[0]
-    top = module_name.split(".", 1)[0]
-    if top in sys.stdlib_module_names or top == "builtins":
-        raise ValueError(f"factory {path!r} is in the standard library, not a model factory")
+    for module_name in (path.split(":", 1)[0], getattr(factory, "__module__", None) or ""):
+        top = module_name.split(".", 1)[0]
+        if top in sys.stdlib_module_names or top == "builtins":
+            raise ValueError(f"factory {path!r} is in the standard library, not a model factory")
     if isinstance(factory, type):
         if not issubclass(factory, nn.Module):
             raise ValueError(f"factory {path!r} is a class but not a torch.nn.Module")
