@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import probe
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-import probe
 from secateurs import io
 
 

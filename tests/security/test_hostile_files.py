@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import probe
 import pytest
 import torch
 from typer.testing import CliRunner
 
-import probe
 from secateurs import io
 from secateurs.cli import app
 
