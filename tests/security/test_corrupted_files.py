@@ -105,6 +105,6 @@ def test_meta_tensors_are_a_clear_error_when_saving(tmp_path):
         model = torch.nn.Linear(4, 4)
     with pytest.raises(ValueError, match="meta device"):
         io.save(model, tmp_path / "m.safetensors")
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nn\.Module"):
         io.save(None, tmp_path / "m.safetensors")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []

@@ -109,7 +109,7 @@ def test_kill_9_at_a_random_point_then_resume_gives_the_same_figures(tmp_path):
     time.sleep(delay)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    out, err = whole.communicate(timeout=300)
+    _, err = whole.communicate(timeout=300)
     assert whole.returncode == 0, err
     resumed = _sweep(tmp_path, "killed.db", "killed")
     _, err2 = resumed.communicate(timeout=300)

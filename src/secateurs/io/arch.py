@@ -233,6 +233,8 @@ def _is_hf_model(model: nn.Module) -> bool:
 
 def _default_factory(model: nn.Module) -> str:
     cls = type(model)
+    if _known_class(_type_path(cls)) is not None:
+        return _type_path(cls)  # rebuilt from the description alone, whatever its arguments
     if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
         raise ValueError(
             f"{cls.__qualname__} is defined in {cls.__module__!r} or inside a function, so it "
@@ -465,7 +467,7 @@ def _build_base(
         return _factory_call(factory, kwargs, f"arch {arch!r}")
     modules = desc.get("modules") if isinstance(desc.get("modules"), dict) else {}
     root = modules.get("", {})
-    if not trust_arch and _known_class(root.get("type")) is not None:
+    if _known_class(root.get("type")) is not None:  # no code needed, trusted or not
         return _build_leaf(root, _dtype_from(desc.get("dtype", "float32")))  # declarative
     if "hf" in desc:
         return _build_hf(desc["hf"])
