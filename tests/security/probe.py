@@ -443,35 +443,61 @@ def run_fuzz(folder: Path, n: int, seed: int = 0) -> dict[str, Any]:
     }
 
 
+def _cli(*args: Any) -> int:
+    from typer.testing import CliRunner
+
+    from secateurs.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args]).exit_code
+
+
 def run_hostile(folder: Path) -> dict[str, Any]:
-    """Every hostile file through the API entry points; counts and any marker seen."""
+    """Every hostile file through every entry point of the API and the CLI that reads a model
+    file; counts, and any marker seen."""
+    from secateurs.search.recipe import Recipe, save_recipe
+
     marker = folder / "PWNED"
+    recipe = save_recipe(
+        Recipe.model_validate({"prune": {"method": "unstructured", "sparsity": 0.5}}),
+        folder / "recipe.yaml",
+    )
+    out = folder / "out.safetensors"
+    entries: dict[str, Callable[[Path], Any]] = {
+        "io.load": io.load,
+        "io.load_model_any": io.load_model_any,
+        "io.inspect_file": io.model_file.inspect_file,  # tensors only: succeeds
+        "cli inspect": lambda p: _cli("inspect", p),
+        "cli prune": lambda p: _cli("prune", p, "-s", "0.5", "-o", out),
+        "cli prune --recipe": lambda p: _cli("prune", p, "--recipe", recipe, "-o", out),
+    }
+    expected = {"io.inspect_file": None, "cli inspect": 0, "cli prune": 2}
+    expected["cli prune --recipe"] = 2
     sys.path.insert(0, str(folder))  # worst case: the folder is importable (python -m)
     tried = handled = 0
     findings = []
     try:
         for name, path in hostile_files(folder, marker):
-            for entry, call in (
-                ("io.load", lambda p: io.load(p)),
-                ("load_model_any", lambda p: io.load_model_any(p)),
-                ("inspect_file", lambda p: io.model_file.inspect_file(p)),
-            ):
+            for entry, call in entries.items():
                 tried += 1
                 try:
-                    call(path)
-                    ok = entry == "inspect_file"  # reading tensors needs no architecture
+                    result = call(path)
+                    ok = entry in expected and (
+                        expected[entry] is None or result == expected[entry]
+                    )
                 except CLEAR_ERRORS:
-                    ok = True
+                    ok = entry not in expected
                 except Exception as e:
                     ok = False
                     findings.append(f"{name} via {entry}: {type(e).__name__}: {e}")
-                if marker.exists():
+                if marker.exists() or out.exists():
                     ok = False
-                    findings.append(f"{name} via {entry}: RAN CODE")
-                    marker.unlink()
+                    findings.append(f"{name} via {entry}: RAN CODE or wrote a model")
+                    marker.unlink(missing_ok=True)
+                    out.unlink(missing_ok=True)
                 handled += ok
     finally:
         sys.path.remove(str(folder))
+        sys.modules.pop("evil_beside", None)
     return {"tried": tried, "handled": handled, "findings": findings}
 
 

@@ -37,7 +37,7 @@ def hostile(tmp_path, monkeypatch):
 
 def test_the_api_runs_nothing_a_file_names(tmp_path):
     result = probe.run_hostile(tmp_path)
-    assert result["tried"] >= 50
+    assert result["tried"] >= 100
     assert result["findings"] == []
     assert result["handled"] == result["tried"]
     assert not (tmp_path / "PWNED").exists()
