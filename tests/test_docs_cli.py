@@ -51,7 +51,7 @@ def _command_lines() -> list[tuple[str, str]]:
 
 
 def _options(command: object) -> set[str]:
-    return {opt for p in command.params for opt in p.opts if opt.startswith("-")}  # type: ignore[attr-defined]
+    return {opt for p in command.params for opt in p.opts if opt.startswith("-")}
 
 
 @pytest.mark.parametrize(("where", "line"), _command_lines())
@@ -59,16 +59,16 @@ def test_documented_command_lines_exist(where: str, line: str) -> None:
     words = shlex.split(line.split("  #")[0])[1:]
     command: object = typer.main.get_command(app)
     path = ["secateurs"]
-    while words and hasattr(command, "commands") and words[0] in command.commands:  # type: ignore[attr-defined]
+    while words and hasattr(command, "commands") and words[0] in command.commands:
         path.append(words[0])
-        command = command.commands[words.pop(0)]  # type: ignore[attr-defined]
+        command = command.commands[words.pop(0)]
     if hasattr(command, "commands") and words and not words[0].startswith(("-", "[")):
         # only a group that routes other words to a default command (`sweep CONFIG`) may
         # take a word that is not one of its commands
         routes = type(command).parse_args is not TyperGroup.parse_args
         assert routes, (
             f"{where}: `{line}`: {' '.join(path)} has no command {words[0]!r} "
-            f"(it has {sorted(command.commands)})"  # type: ignore[attr-defined]
+            f"(it has {sorted(command.commands)})"
         )
     known = _options(command) | {"--help"}
     for sub in getattr(command, "commands", {}).values():
