@@ -87,14 +87,17 @@ def load_pruner_state(pruner: Pruner, state: dict[str, Any]) -> None:
     pruner.current = float(state["current"])
 
 
-def premask(model: nn.Module, pruner: Pruner) -> int:
-    """Give every tensor the pruner will prune an all-True mask now, before a DDP wrapper is
-    built, and let `model.load_state_dict` accept plain weights again. Returns the count.
+def prepare_masks(model: nn.Module, pruner: Pruner) -> int:
+    """Get `model` ready for pruning inside someone else's training loop; returns how many
+    tensors got a new mask.
 
-    Registering a parametrization replaces a weight's gradient accumulator (PyTorch calls
-    `set_` on it), which silently detaches DDP's reduction hooks; later pruning only narrows
-    existing masks in place, so DDP keeps averaging every gradient. Loading a state dict
-    with plain weights (a checkpoint whose masks were baked in) masks its zeros again.
+    - Every tensor the pruner will prune gets an all-True mask now, before a DDP wrapper is
+      built: registering a parametrization replaces the weight's gradient accumulator
+      (PyTorch calls `set_` on it), which silently detaches DDP's reduction hooks, whereas
+      later pruning only narrows existing masks in place.
+    - `model.state_dict()` then gives plain weights (masks applied, no mask entries), so every
+      checkpoint or `save_pretrained` folder loads into the plain model class; and
+      `model.load_state_dict` accepts such plain weights, masking their zeros again (resume).
     """
     kwargs = getattr(pruner, "kwargs", {})
     include, exclude = kwargs.get("include"), kwargs.get("exclude", DEFAULT)
@@ -104,10 +107,23 @@ def premask(model: nn.Module, pruner: Pruner) -> int:
             if get_mask(t.module, t.attr) is None:
                 _apply(t, torch.ones(t.shape, dtype=torch.bool, device=t.param.device))
                 count += 1
-    if not getattr(model, "_secateurs_plain_loading", False):
+    if not getattr(model, "_secateurs_plain_state", False):
+        model.register_state_dict_post_hook(_masked_to_plain)
         model.register_load_state_dict_pre_hook(_plain_to_masked)
-        model._secateurs_plain_loading = True  # type: ignore[assignment]
+        model._secateurs_plain_state = True  # type: ignore[assignment]
     return count
+
+
+def _masked_to_plain(
+    module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any
+) -> None:
+    """state_dict post-hook: each masked tensor saved as its effective value, masks dropped."""
+    with torch.no_grad():
+        for mod_name, sub, name, _mask in masked_modules(module):
+            base = prefix + (f"{mod_name}." if mod_name else "")
+            state_dict.pop(f"{base}parametrizations.{name}.original", None)
+            state_dict.pop(f"{base}parametrizations.{name}.0.mask", None)
+            state_dict[base + name] = getattr(sub, name).detach()
 
 
 def _plain_to_masked(

@@ -40,11 +40,10 @@ from secateurs.integrations._torch import (
     as_pruner,
     clip_step,
     load_pruner_state,
-    premask,
+    prepare_masks,
     pruner_state,
     scalar_logs,
 )
-from secateurs.io.model_file import effective_state_dict
 from secateurs.prune import make_permanent, structured
 from secateurs.prune.report import PruneReport
 from secateurs.prune.schedules import Schedule
@@ -137,7 +136,7 @@ class Pruning(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
-            premask(pl_module, self.pruner)  # before DDP wraps the model (see premask)
+            prepare_masks(pl_module, self.pruner)  # before DDP wraps the model
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._seen_step = trainer.global_step
@@ -158,12 +157,6 @@ class Pruning(Callback):
             pl_module.log("prune/target", float(self.pruner.current), on_step=True)
             if report is not None:
                 pl_module.log("prune/sparsity", float(report.sparsity), on_step=True)
-
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        # The masks' effect, not the masks: the checkpoint loads into the plain class.
-        checkpoint["state_dict"] = effective_state_dict(pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if hasattr(self.pruner, "close"):
