@@ -36,7 +36,7 @@ except ModuleNotFoundError as exc:  # Keras is there, the backend it is configur
         ) from exc
     raise
 
-from secateurs.integrations.keras.clipping import (  # noqa: E402
+from secateurs.integrations.keras.clipping import (
     AGC,
     AutoClip,
     Chain,
@@ -46,7 +46,7 @@ from secateurs.integrations.keras.clipping import (  # noqa: E402
     chain,
     final_classifier,
 )
-from secateurs.integrations.keras.pruning import (  # noqa: E402
+from secateurs.integrations.keras.pruning import (
     ConstantSparsity,
     PolynomialDecay,
     PruningCallback,
