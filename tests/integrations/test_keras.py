@@ -154,7 +154,7 @@ class Subclassed(keras.Model):
         (_sequential, lambda: sk.PolynomialDecay(0.0, 0.75, begin_step=0, end_step=8,
                                                  frequency=2)),
         (_functional, lambda: sk.ConstantSparsity(0.6, begin_step=3, frequency=100)),
-        (Subclassed, lambda: sk.PolynomialDecay(0.1, 0.7, begin_step=2, end_step=9,
+        (Subclassed, lambda: sk.PolynomialDecay(0.1, 0.7, begin_step=2, end_step=8,
                                                 frequency=3)),
     ],
     ids=["sequential", "functional", "subclassed"],
