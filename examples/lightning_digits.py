@@ -96,8 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
         "checkpoint": str(ckpt),
     }
     if trainer.is_global_zero:
-        print(f"final sparsity: {summary['sparsity']:.3f} of the pruned layers, "
-              f"{summary['overall_sparsity']:.3f} of all parameters")
+        print(
+            f"final sparsity: {summary['sparsity']:.3f} of the pruned layers, "
+            f"{summary['overall_sparsity']:.3f} of all parameters"
+        )
         print(f"validation accuracy: {summary['val_acc']:.3f}")
         print("clipping:", json.dumps(summary["clip"]))
         (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
