@@ -17,10 +17,10 @@ from torch import nn
 
 from secateurs.clip import ClipMonitor, ClipStats
 from secateurs.clip._grads import Target
-from secateurs.prune import PruningCallback, find_targets, nm
+from secateurs.prune import PruningCallback, find_targets, nm_
 from secateurs.prune.mask import get_mask, masked_modules
-from secateurs.prune.report import PruneReport
 from secateurs.prune.schedules import Schedule
+from secateurs.prune.summary import PruneReport
 from secateurs.prune.targets import DEFAULT, Selector, _Default
 from secateurs.prune.unstructured import _apply
 
@@ -36,7 +36,7 @@ class Pruner(Protocol):
 
 
 class NMPruner:
-    """N:M sparsity (`secateurs.prune.nm`) applied once, after optimizer step `at` (counted
+    """N:M sparsity (`secateurs.prune.nm_`) applied once, after optimizer step `at` (counted
     from 1; 0 and 1 both mean after the first step)."""
 
     def __init__(
@@ -63,7 +63,7 @@ class NMPruner:
         self.steps += 1
         if self.steps < self.at or self.current > 0:
             return None
-        report = nm(model, self.n, self.m, **self.kwargs)
+        report = nm_(model, self.n, self.m, **self.kwargs)
         self.current = 1 - self.n / self.m
         self.reports.append((self.steps, report))
         return report

@@ -45,8 +45,8 @@ from secateurs.integrations._torch import (
     scalar_logs,
 )
 from secateurs.prune import make_permanent, structured
-from secateurs.prune.report import PruneReport
 from secateurs.prune.schedules import Schedule
+from secateurs.prune.summary import PruneReport
 from secateurs.train.loop import _scaler_found_inf
 
 __all__ = ["Clipping", "NMPruner", "Pruning", "StructuredPruning"]
@@ -110,7 +110,7 @@ class Pruning(Callback):
     - `schedule`: a function of the optimizer step returning the target sparsity
       (`secateurs.prune.schedules.schedule("iterative" | "cubic" | "one_shot", ...)`); the
       keyword arguments (`criterion`, `scope`, `include`, `exclude`, ...) go to
-      `secateurs.prune.unstructured`. Or a ready pruner such as `NMPruner(2, 4, at=100)`.
+      `secateurs.prune.unstructured_`. Or a ready pruner such as `NMPruner(2, 4, at=100)`.
     - `permanent`: make the masks permanent when fitting ends (plain weights with zeros).
     The schedule counts optimizer steps (`trainer.global_step`), so gradient accumulation is
     respected. Every DDP process prunes the same way (the weights are equal everywhere).

@@ -43,8 +43,8 @@ from secateurs.integrations._torch import (
     prepare_masks,
 )
 from secateurs.prune import make_permanent
-from secateurs.prune.report import PruneReport
 from secateurs.prune.schedules import Schedule
+from secateurs.prune.summary import PruneReport
 
 __all__ = ["ClippingCallback", "NMPruner", "PruningCallback"]
 
@@ -115,7 +115,7 @@ class PruningCallback(TrainerCallback):
     - `schedule`: a function of the optimizer step returning the target sparsity
       (`secateurs.prune.schedules.schedule("iterative" | "cubic" | "one_shot", ...)`); the
       keyword arguments (`criterion`, `scope`, `include`, `exclude`, ...) go to
-      `secateurs.prune.unstructured`. Or a ready pruner such as `NMPruner(2, 4, at=100)`.
+      `secateurs.prune.unstructured_`. Or a ready pruner such as `NMPruner(2, 4, at=100)`.
     - `permanent`: make the masks permanent when training ends.
     By default the last Linear (a classification head) and embeddings stay dense, as in
     `secateurs.prune.find_targets`.
