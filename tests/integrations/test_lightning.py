@@ -230,3 +230,27 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert info["world_size"] == 2 and info["strategy"] == "DDPStrategy"
     reloaded = torch.load(tmp_path / "final.ckpt", weights_only=True)["state_dict"]
     assert torch.equal(reloaded["model.0.weight"], w)
+
+
+def test_under_fp16_amp_the_rule_sees_unscaled_gradients_and_not_the_scalers_skipped_steps():
+    """GradScaler on the CPU: the hook runs after `unscale_`; an overflowed step is the
+    scaler's to skip, and the rule's history never sees it."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    torch.manual_seed(0)
+    before = Grabber()
+    clipping = Clipping(ZClip(warmup=2))
+    module = Net(nan_at=2)
+    plugin = MixedPrecision(
+        "16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    )
+    trainer = _trainer([before, clipping], steps=4, plugins=[plugin])
+    trainer.fit(module, _loader())
+    assert len(before.seen) == 4  # the hook ran every step ...
+    assert clipping.monitor.steps == 3  # ... the rule only on the three finite ones
+    norms = clipping.monitor.norms.tolist()
+    finite_steps = [g for i, g in enumerate(before.seen) if i != 2]
+    for norm, grads in zip(norms, finite_steps, strict=True):
+        expected = float(torch.cat([g.reshape(-1) for g in grads]).norm())
+        assert norm == pytest.approx(expected, rel=1e-4)  # unscaled: not 4096x larger
+    assert norms[0] < 50
