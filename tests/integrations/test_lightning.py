@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 pl = pytest.importorskip("lightning.pytorch")
 
-from secateurs.clip import AGC, ByNorm, ZClip, chain  # noqa: E402
+from secateurs.clip import AGC, AutoClip, ByNorm, ZClip, chain  # noqa: E402
 from secateurs.integrations.lightning import (  # noqa: E402
     Clipping,
     NMPruner,
@@ -179,8 +179,9 @@ def test_pruning_reaches_the_target_and_the_checkpoint_loads_into_the_plain_clas
 def test_a_checkpoint_written_while_masks_are_live_holds_plain_weights_and_resumes(tmp_path):
     torch.manual_seed(0)
     pruning = Pruning(schedules.schedule("one_shot", target=0.5, at=1), permanent=False)
+    clipping = Clipping(AutoClip(50, history=8))
     module = Net()
-    trainer = _trainer([pruning], steps=3)
+    trainer = _trainer([pruning, clipping], steps=3)
     trainer.fit(module, _loader())
     assert masked_modules(module)  # permanent=False: masks still there
     path = tmp_path / "mid.ckpt"
@@ -191,9 +192,14 @@ def test_a_checkpoint_written_while_masks_are_live_holds_plain_weights_and_resum
     assert zeros >= 0.5 * 64 * 32 - 1
     # resume: the zeros are masked again and stay zero while training goes on
     again = Pruning(schedules.schedule("one_shot", target=0.5, at=1))
+    clipping_again = Clipping(AutoClip(50, history=8))
     resumed = Net()
-    _trainer([again], steps=6).fit(resumed, _loader(), ckpt_path=path)
+    _trainer([again, clipping_again], steps=6).fit(resumed, _loader(), ckpt_path=path)
     assert int((resumed.model[0].weight == 0).sum()) >= zeros
+    # the rule's history and the monitor came back from the checkpoint, then grew
+    first = clipping.rule.norms.tolist()
+    assert len(first) == 3 and clipping_again.rule.norms.tolist()[:3] == first
+    assert len(clipping_again.rule.norms) == 6 and clipping_again.monitor.steps == 6
 
 
 def test_nm_pruner_gives_a_valid_2_4_pattern():
