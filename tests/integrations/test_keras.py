@@ -34,8 +34,10 @@ def _grad_steps(steps: int, spike_at: int = -1) -> list[list[np.ndarray]]:
 
 def _keras_vars() -> list:
     rng = np.random.default_rng(1)
-    return [keras.Variable(rng.standard_normal(sh).astype(np.float32) * 0.3, name=f"v{i}")
-            for i, sh in enumerate(SHAPES)]  # fmt: skip
+    return [
+        keras.Variable(rng.standard_normal(sh).astype(np.float32) * 0.3, name=f"v{i}")
+        for i, sh in enumerate(SHAPES)
+    ]
 
 
 def _torch_model(variables) -> nn.Module:
@@ -57,8 +59,12 @@ def _set_torch_grads(net: nn.Module, grads: list[np.ndarray]) -> None:
 
 
 def _torch_grads(net: nn.Module) -> list[np.ndarray]:
-    return [net[0].weight.grad.numpy().T, net[0].bias.grad.numpy(),
-            net[1].weight.grad.numpy().T, net[1].bias.grad.numpy()]  # fmt: skip
+    return [
+        net[0].weight.grad.numpy().T,
+        net[0].bias.grad.numpy(),
+        net[1].weight.grad.numpy().T,
+        net[1].bias.grad.numpy(),
+    ]
 
 
 def _built(rule):
@@ -73,11 +79,13 @@ def _built(rule):
         (lambda: sk.AGC(0.02), lambda: clip.AGC(0.02, skip_classifier=False)),
         (lambda: sk.AutoClip(25, history=5), lambda: clip.AutoClip(25, history=5)),
         (lambda: sk.ZClip(z=1.5, alpha=0.8, warmup=3), lambda: clip.ZClip(1.5, 0.8, 3)),
-        (lambda: sk.chain(sk.AGC(0.05), sk.ZClip(z=1.5, warmup=3)),
-         lambda: clip.chain(clip.AGC(0.05, skip_classifier=False), clip.ZClip(1.5, 0.97, 3))),
+        (
+            lambda: sk.chain(sk.AGC(0.05), sk.ZClip(z=1.5, warmup=3)),
+            lambda: clip.chain(clip.AGC(0.05, skip_classifier=False), clip.ZClip(1.5, 0.97, 3)),
+        ),
     ],
     ids=["agc", "autoclip", "zclip", "chain"],
-)  # fmt: skip
+)
 def test_keras_rules_give_the_numbers_of_secateurs_clip(make_keras, make_torch):
     variables = _keras_vars()
     net = _torch_model(variables)
@@ -130,8 +138,9 @@ def _sequential() -> keras.Model:
 def _functional() -> keras.Model:
     x = keras.Input((64,))
     h = keras.layers.Dense(48, activation="relu")(x)
-    h = keras.layers.Concatenate()([keras.layers.Dense(12, activation="relu")(h),
-                                    keras.layers.Dense(12, activation="tanh")(h)])  # fmt: skip
+    h = keras.layers.Concatenate()(
+        [keras.layers.Dense(12, activation="relu")(h), keras.layers.Dense(12, activation="tanh")(h)]
+    )
     return keras.Model(x, keras.layers.Dense(10)(h))
 
 
@@ -151,14 +160,12 @@ class Subclassed(keras.Model):
 @pytest.mark.parametrize(
     ("make", "schedule"),
     [
-        (_sequential, lambda: sk.PolynomialDecay(0.0, 0.75, begin_step=0, end_step=8,
-                                                 frequency=2)),
+        (_sequential, lambda: sk.PolynomialDecay(0.0, 0.75, begin_step=0, end_step=8, frequency=2)),
         (_functional, lambda: sk.ConstantSparsity(0.6, begin_step=3, frequency=100)),
-        (Subclassed, lambda: sk.PolynomialDecay(0.1, 0.7, begin_step=2, end_step=8,
-                                                frequency=3)),
+        (Subclassed, lambda: sk.PolynomialDecay(0.1, 0.7, begin_step=2, end_step=8, frequency=3)),
     ],
     ids=["sequential", "functional", "subclassed"],
-)  # fmt: skip
+)
 def test_pruning_callback_reaches_the_target_and_the_keras_file_keeps_the_zeros(
     make, schedule, tmp_path
 ):
@@ -167,8 +174,9 @@ def test_pruning_callback_reaches_the_target_and_the_keras_file_keeps_the_zeros(
     x, y = x[:384], y[:384]
     model = make()
     model(keras.ops.zeros((1, 64)))
-    opt = sk.ClippedOptimizer(keras.optimizers.Adam(3e-3),
-                              sk.AGC(0.05, exclude=sk.final_classifier(model)))  # fmt: skip
+    opt = sk.ClippedOptimizer(
+        keras.optimizers.Adam(3e-3), sk.AGC(0.05, exclude=sk.final_classifier(model))
+    )
     model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     sched = schedule()
     cb = sk.PruningCallback(sched)
@@ -179,25 +187,64 @@ def test_pruning_callback_reaches_the_target_and_the_keras_file_keeps_the_zeros(
     assert zeros == round(target * total)
     head = sk.final_classifier(model)[0]
     assert all(k.path != head for k in cb.kernels)
-    assert len(cb.kernels) == len([la for la in model._flatten_layers(include_self=False)
-                                   if isinstance(la, keras.layers.Dense)]) - 1  # fmt: skip
+    assert (
+        len(cb.kernels)
+        == len(
+            [
+                la
+                for la in model._flatten_layers(include_self=False)
+                if isinstance(la, keras.layers.Dense)
+            ]
+        )
+        - 1
+    )
     cb.strip_pruning()
     path = tmp_path / "model.keras"
     model.save(path)
     reloaded = keras.models.load_model(path)
     for a, b in zip(model.weights, reloaded.weights, strict=True):
         assert np.array_equal(a.numpy(), b.numpy())
-    np.testing.assert_allclose(reloaded.predict(x[:32], verbose=0),
-                               model.predict(x[:32], verbose=0), rtol=1e-5, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        reloaded.predict(x[:32], verbose=0), model.predict(x[:32], verbose=0), rtol=1e-5, atol=1e-6
+    )
     assert reloaded.optimizer.clip_summary() == opt.clip_summary()
 
 
 def test_tfmot_schedule_semantics():
     s = sk.PolynomialDecay(0.2, 0.8, begin_step=10, end_step=30, power=3, frequency=5)
-    assert [s.prune_now(t) for t in (9, 10, 12, 15, 30, 35)] == [False, True, False, True, True,
-                                                                 False]  # fmt: skip
+    assert [s.prune_now(t) for t in (9, 10, 12, 15, 30, 35)] == [
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
     assert s.sparsity(10) == pytest.approx(0.2)
     assert s.sparsity(20) == pytest.approx(0.8 + (0.2 - 0.8) * 0.5**3)
     assert s.sparsity(40) == pytest.approx(0.8)
     c = sk.ConstantSparsity(0.5, begin_step=0, frequency=10)
     assert c(20) == (True, 0.5) and c(21) == (False, 0.5)
+
+
+def test_exclude_nothing_with_layer_scope_prunes_every_kernel_to_the_sparsity():
+    keras.utils.set_random_seed(0)
+    x, y = digits_arrays()
+    tokens = (x[:128] * 16).round().astype("int32")  # the 64 pixels as tokens 0..16
+    model = keras.Sequential(
+        [
+            keras.Input((64,), dtype="int32"),
+            keras.layers.Embedding(17, 8),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    cb = sk.PruningCallback(sk.ConstantSparsity(0.5, begin_step=0), scope="layer", exclude=[])
+    model.fit(tokens, y[:128], batch_size=64, epochs=1, verbose=0, callbacks=[cb])
+    assert len(cb.kernels) == 2  # the embeddings and the classifier
+    for kernel in cb.kernels:
+        assert int((kernel.numpy() == 0).sum()) == kernel.numpy().size // 2

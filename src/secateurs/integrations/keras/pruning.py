@@ -158,7 +158,9 @@ class PruningCallback(keras.callbacks.Callback):
                 for la in layers
                 if not any(fnmatch.fnmatchcase(la.name, p) for p in self.exclude)
             ]
-        kernels = [getattr(la, "embeddings", None) or la.kernel for la in layers]
+        kernels = [
+            la.embeddings if isinstance(la, keras.layers.Embedding) else la.kernel for la in layers
+        ]
         if not kernels:
             raise ValueError("no prunable kernel was chosen (check include=/exclude=)")
         return kernels
