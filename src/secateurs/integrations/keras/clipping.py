@@ -82,7 +82,8 @@ class AGC(Rule):
                 continue
             axes = tuple(range(len(g.shape) - 1)) if len(g.shape) > 1 else None
             g_norm = ops.sqrt(ops.sum(ops.square(g), axis=axes, keepdims=True))
-            w_norm = ops.sqrt(ops.sum(ops.square(ops.convert_to_tensor(v)), axes, keepdims=True))
+            w = ops.stop_gradient(ops.convert_to_tensor(v))
+            w_norm = ops.sqrt(ops.sum(ops.square(w), axes, keepdims=True))
             limit = self.clip_factor * ops.maximum(w_norm, self.eps)
             coef = ops.minimum(limit / ops.maximum(g_norm, 1e-6), 1.0)
             out[i] = g * ops.cast(coef, g.dtype)
