@@ -27,7 +27,7 @@ variables, so it is saved with the model. Tested with the torch backend.
 """
 
 try:
-    import keras as _keras  # noqa: F401
+    import keras as _keras  # type: ignore[import-untyped]  # noqa: F401
 except ModuleNotFoundError as exc:  # Keras is there, the backend it is configured for is not
     if exc.name in ("tensorflow", "jax", "torch"):
         raise ImportError(

@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import keras
+import keras  # type: ignore[import-untyped]
 from keras import ops
 
 _register = keras.saving.register_keras_serializable(package="secateurs")
@@ -382,10 +382,12 @@ class ClippedOptimizer(keras.optimizers.Optimizer):
     def variables(self) -> list[Any]:
         return self._variables + self.inner_optimizer.variables
 
-    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None):
-        if not self.built:
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
+        if not self.built:  # type: ignore[has-type]
+            if trainable_variables is None:
+                raise ValueError("the first apply() needs trainable_variables to build with")
             with keras.name_scope(self.name, caller=self):
-                self.build(trainable_variables)
+                self.build(list(trainable_variables))
             self.built = True
         variables = list(trainable_variables or self._trainable_variables)
         grads = list(grads)

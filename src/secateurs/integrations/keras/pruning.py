@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import keras
+import keras  # type: ignore[import-untyped]
 from keras import ops
 
 from secateurs.integrations.keras.clipping import _layers
