@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The Keras examples import keras, which needs a backend; secateurs runs on PyTorch.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 # Short snippets use the package's modules under their usual names without importing them.
