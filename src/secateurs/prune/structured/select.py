@@ -105,6 +105,44 @@ def select(
         k = counts[gi]
         if k <= 0:
             continue
+        if g.parents:
+            picked = _grouped(g, k)
+            if picked:
+                chosen[gi] = picked
+            continue
         order = sorted(range(len(g.units)), key=lambda i, g=g: (g.units[i].importance, i))
         chosen[gi] = sorted(order[:k])
     return chosen
+
+
+def _grouped(group: Group, k: int) -> list[int]:
+    """Remove about `k` query heads: whole key/value groups, then as many from each group.
+
+    Every remaining key/value head keeps the same number of query heads (the attention code
+    repeats each key/value head that many times). Whole groups go first, by the summed
+    importance of their query heads and their own; then the least important query heads of
+    each remaining group.
+    """
+    parents = group.parents
+    sizes = {len(children) for _, children in parents}
+    if len(sizes) != 1:
+        return []
+    (rep,) = sizes
+    n_kv = len(parents)
+
+    def weight(entry: tuple) -> float:
+        parent, children = entry
+        own = parent.importance if parent is not None else 0.0
+        return own + sum(group.units[i].importance for i in children)
+
+    removable = [i for i, (p, _) in enumerate(parents) if p is not None]
+    whole = min(k // rep, len(removable), n_kv - 1)
+    gone = sorted(removable, key=lambda i: (weight(parents[i]), i))[:whole]
+    per_group = min((k - whole * rep) // (n_kv - whole), rep - 1)
+    out = [c for i in gone for c in parents[i][1]]
+    for i, (_, children) in enumerate(parents):
+        if i in gone or per_group <= 0:
+            continue
+        order = sorted(children, key=lambda c: (group.units[c].importance, c))
+        out.extend(order[:per_group])
+    return sorted(out)
