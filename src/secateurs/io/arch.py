@@ -292,6 +292,12 @@ def describe(
         }
         if attrs:
             entry["attrs"] = attrs
+        if args is None:
+            # Parameters of other modules (e.g. an attention's bias table, which structured
+            # pruning may narrow): their shapes, so that rebuild can narrow them too.
+            own = {k: list(p.shape) for k, p in module.named_parameters(recurse=False)}
+            if own:
+                entry["params"] = own
         modules[name] = entry
     desc["modules"] = modules
     return desc
@@ -384,6 +390,25 @@ def _build_leaf(entry: dict[str, Any], dtype: torch.dtype) -> nn.Module:
         return cls(**args).to(leaf_dtype)
 
 
+def _narrow_params(module: nn.Module, name: str, shapes: dict[str, Any]) -> None:
+    """Give `module`'s own parameters the recorded shapes, which may only be smaller."""
+    for key, shape in shapes.items():
+        current = getattr(module, key, None)
+        if not isinstance(current, nn.Parameter) or list(current.shape) == list(shape):
+            continue
+        if (
+            not isinstance(shape, list)
+            or len(shape) != current.dim()
+            or not all(isinstance(n, int) and 0 <= n <= c for n, c in zip(shape, current.shape))
+        ):
+            raise ValueError(
+                f"the file records {name}.{key} with shape {shape}, which is not a narrowing of "
+                f"the built {list(current.shape)}; the file is damaged or from another model"
+            )
+        new = torch.empty(shape, dtype=current.dtype, device=current.device)
+        setattr(module, key, nn.Parameter(new, requires_grad=current.requires_grad))
+
+
 def rebuild(desc: dict[str, Any]) -> nn.Module:
     """Build the module tree that `describe` recorded (weights are freshly initialised)."""
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
@@ -438,6 +463,7 @@ def rebuild(desc: dict[str, Any]) -> nn.Module:
         )
     for name, entry in recorded.items():
         module = model.get_submodule(name) if name else model
+        _narrow_params(module, name, entry.get("params") or {})
         for key, value in (entry.get("attrs") or {}).items():
             if key in _SKIP_ATTRS:
                 continue

@@ -23,8 +23,11 @@ from torch import nn
 def config_mismatches(model: nn.Module, config: Any = None) -> list[str]:
     """Parameters whose shape differs from what `config` (default: the model's) builds."""
     config = copy.deepcopy(config if config is not None else model.config)
-    with torch.device("meta"):
-        built = type(model)(config)
+    try:
+        with torch.device("meta"):
+            built = type(model)(config)
+    except Exception as exc:  # the config itself is inconsistent (e.g. heads vs hidden size)
+        return [f"the config does not build ({type(exc).__name__}: {exc})"]
     want = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return sorted(

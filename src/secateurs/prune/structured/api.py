@@ -111,7 +111,7 @@ def _apply(
     removed = [s for gi, idx in chosen.items() for s in found[gi].removed_slices(idx)]
     surgery.apply(pruned, removed)
     changes = [attributes.change_of(g, chosen.get(gi, [])) for gi, g in enumerate(found)]
-    attributes.fix_modules(pruned, changes, [g.channels_per_unit for g in found])
+    attributes.fix_modules(pruned, changes)
     notes = attributes.fix_configs(pruned, changes)
     try:
         with torch.no_grad():

@@ -11,6 +11,7 @@ left alone (the model is then saved with `secateurs.io`, which records each laye
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ CONFIG_FFN = (
 )
 
 
+_ABSENT = object()
+
+
 @dataclass
 class Change:
     """How one group changed: heads (query, key/value) or channels."""
@@ -51,19 +55,23 @@ class Change:
     after: int
     kv_before: int = 0
     kv_after: int = 0
+    head_dim: int = 0
+    owners: tuple[str, ...] = ()  # the modules that hold the group's layers
 
 
 def change_of(group: Group, removed: list[int]) -> Change:
     prefix = os.path.commonprefix([m.split(".") for m in group.modules])
     name = ".".join(prefix)
+    owners = tuple(sorted({m.rpartition(".")[0] for m in group.modules}))
     n = len(group.units)
+    hd = group.channels_per_unit
     if group.parents:
         kv_gone = sum(
             1 for p, children in group.parents if p is not None and set(children) <= set(removed)
         )
         kv = len(group.parents)
-        return Change(name, "gqa", n, n - len(removed), kv, kv - kv_gone)
-    return Change(name, group.kind, n, n - len(removed))
+        return Change(name, "gqa", n, n - len(removed), kv, kv - kv_gone, hd, owners)
+    return Change(name, group.kind, n, n - len(removed), head_dim=hd, owners=owners)
 
 
 def _set_if(module: nn.Module, names: tuple[str, ...], old: int, new: int) -> None:
@@ -73,19 +81,20 @@ def _set_if(module: nn.Module, names: tuple[str, ...], old: int, new: int) -> No
             setattr(module, attr, new)
 
 
-def fix_modules(model: nn.Module, changes: list[Change], head_dims: list[int]) -> None:
-    """Update head-count attributes of the modules that hold pruned attention heads."""
-    for ch, hd in zip(changes, head_dims, strict=True):
+def fix_modules(model: nn.Module, changes: list[Change]) -> None:
+    """Update the count attributes of the modules that hold a pruned group's layers."""
+    for ch in changes:
         if ch.before == ch.after and ch.kv_before == ch.kv_after:
             continue
-        root = model.get_submodule(ch.prefix) if ch.prefix else model
+        hd = ch.head_dim
+        owners = [model.get_submodule(o) if o else model for o in ch.owners]
         if ch.kind == "channel":
-            for m in root.modules():
+            for m in owners:
                 _set_if(m, CONFIG_FFN, ch.before, ch.after)
             continue
         if ch.kind not in ("head", "gqa"):
             continue
-        for m in root.modules():
+        for m in owners:
             _set_if(m, HEAD_NAMES, ch.before, ch.after)
             _set_if(m, WIDTH_NAMES, ch.before * hd, ch.after * hd)
             if ch.kind == "gqa":
@@ -111,8 +120,16 @@ def fix_configs(model: nn.Module, changes: list[Change]) -> list[str]:
             continue
         outer.append(name)
         mine = [
-            Change(c.prefix[len(name) + 1 :] if name else c.prefix, c.kind, c.before, c.after,
-                   c.kv_before, c.kv_after)
+            Change(
+                c.prefix[len(name) + 1 :] if name else c.prefix,
+                c.kind,
+                c.before,
+                c.after,
+                c.kv_before,
+                c.kv_after,
+                c.head_dim,
+                tuple(o[len(name) + 1 :] if name else o for o in c.owners),
+            )
             for c in changes
             if not name or c.prefix == name or c.prefix.startswith(name + ".")
         ]
@@ -131,34 +148,49 @@ def fix_config(model: nn.Module, changes: list[Change]) -> list[str]:
     config = getattr(model, "config", None)
     if config is None:
         return []
-    before = {k: getattr(config, k, None) for k in CONFIG_HEADS + CONFIG_KV + CONFIG_FFN}
+    before: dict[str, object] = {
+        k: getattr(config, k, None) for k in CONFIG_HEADS + CONFIG_KV + CONFIG_FFN
+    }
     notes = _update_config(model, config, changes)
+    head_dims = {c.head_dim for c in changes if c.kind in ("head", "gqa") and c.after != c.before}
+    if len(head_dims) == 1 and hasattr(config, "to_dict") and getattr(config, "head_dim", None) is None:
+        # Families that derive head_dim from hidden_size / heads read an explicit one if set.
+        before["head_dim"] = _ABSENT if not hasattr(config, "head_dim") else None
+        config.head_dim = head_dims.pop()
     if not hasattr(config, "to_dict"):
         return notes
     from secateurs.io.hf import config_mismatches
 
     updated = [k for k, v in before.items() if getattr(config, k, None) != v]
-    wrong = len(config_mismatches(model)) if updated else 0
+    def wrong_count() -> float:
+        found = config_mismatches(model)
+        return math.inf if any("does not build" in w for w in found) else len(found)
+
+    wrong = wrong_count() if updated else 0
     for k in updated:  # undo the fields the config cannot express
         if not wrong:
             break
         trial = getattr(config, k)
-        setattr(config, k, before[k])
-        now = len(config_mismatches(model))
-        if now < wrong:
+        _restore(config, k, before[k])
+        now = wrong_count()
+        if now <= wrong:
             wrong = now
         else:
             setattr(config, k, trial)
-    if wrong:
-        for k in updated:
-            setattr(config, k, before[k])
     for k in updated:
-        if getattr(config, k, None) == before[k]:
+        if k != "head_dim" and getattr(config, k, None) == before[k]:
             notes.append(
                 f"config.{k} kept at {before[k]}: the config cannot express the change "
                 "(save with secateurs.io.save, which records every layer)"
             )
     return notes
+
+
+def _restore(config: object, key: str, value: object) -> None:
+    if value is _ABSENT:
+        delattr(config, key)
+    else:
+        setattr(config, key, value)
 
 
 def _update_config(model: nn.Module, config: object, changes: list[Change]) -> list[str]:
@@ -173,29 +205,16 @@ def _update_config(model: nn.Module, config: object, changes: list[Change]) -> l
                 kv[ch.kv_before].add(ch.kv_after)
         elif ch.kind == "channel":
             width[ch.before].add(ch.after)
-    def untouched(names: tuple[str, ...], value: int) -> bool:
-        # A layer that kept the old count (its heads were frozen) needs the old config value.
-        for m in model.modules():
-            if any(getattr(m, a, None) == value for a in names):
-                return True
-            if names is CONFIG_FFN and isinstance(m, nn.Linear) and m.out_features == value:
-                return True
-        return False
-
-    for names, seen, own in (
-        (CONFIG_HEADS, heads, HEAD_NAMES),
-        (CONFIG_KV, kv, KV_NAMES),
-        (CONFIG_FFN, width, CONFIG_FFN),
-    ):
+    for names, seen in ((CONFIG_HEADS, heads), (CONFIG_KV, kv), (CONFIG_FFN, width)):
         for attr in names:
             value = getattr(config, attr, None)
             if not isinstance(value, int) or isinstance(value, bool) or value not in seen:
                 continue
-            after = seen[value]
-            if len(after) == 1 and untouched(own, value):
-                notes.append(f"config.{attr} kept at {value}: some layers kept that many")
-            elif len(after) == 1:
-                setattr(config, attr, after.pop())
+            after = set(seen[value])
+            if after == {value}:
+                continue
+            if len(after) == 1:
+                setattr(config, attr, next(iter(after)))
             else:
                 notes.append(
                     f"config.{attr} kept at {value}: the layers it describes now differ "

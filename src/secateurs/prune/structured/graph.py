@@ -118,6 +118,7 @@ class Analysis:
     heads: dict[int, int] = field(default_factory=dict)  # element of a whole head: head_dim
     traced: bool = True
     trace_error: str | None = None
+    prune_embedding: bool = False
 
 
 def is_conv1d(m: nn.Module) -> bool:
@@ -617,11 +618,7 @@ class _Propagator:
             self._unknown(node, "embedding of a computed table")
             return
         self._poisoned(self._val(node.args[1]))
-        ids = w.axes[1]
-        m = self.modules.get(w.module)
-        if isinstance(m, nn.Embedding) and not self.prune_embedding:
-            self.uf.freeze(ids, "embedding width (pass prune_embedding=True to prune it)")
-        self.env[node] = Tracked(ids, len(out_shape) - 1, len(out_shape))
+        self.env[node] = Tracked(w.axes[1], len(out_shape) - 1, len(out_shape))
 
     def _rnn(self, node: fx.Node, mode: str) -> None:
         args = node.args
@@ -824,8 +821,36 @@ class _Propagator:
         if len(rng) == len(x.ids):
             self.env[node] = x
             return
+        if self._partition(node, dim, len(x.ids)):
+            # The slices cut the channels into consecutive pieces (a fused projection such as
+            # Phi-3's qkv_proj): each piece keeps its own elements. The bounds in the code
+            # must follow the pruning (they come from attributes and the config, which are
+            # updated); `structured` checks the pruned model runs and keeps the group if not.
+            self.env[node] = Tracked(x.ids[rng.start : rng.stop], x.dim, x.ndim, x.expanded)
+            return
         self.uf.freeze(x.ids, "sliced along the channels (the bounds are fixed in the code)")
         self.env[node] = None
+
+    @staticmethod
+    def _partition(node: fx.Node, dim: int, n: int) -> bool:
+        """Whether the slices of node's input along `dim` cut it into consecutive pieces."""
+        src = node.args[0]
+        ranges = []
+        for user in src.users:
+            if _packet(user.target) is not _A.slice:
+                return False
+            args = list(user.args) + [0, None, 1][len(user.args) - 2 :]
+            if int(args[1]) % max(len(_meta_shape(src) or ()), 1) != dim or args[4] != 1:
+                return False
+            r = range(n)[slice(args[2], args[3])]
+            ranges.append((r.start, r.stop))
+        ranges.sort()
+        return (
+            len(ranges) > 1
+            and ranges[0][0] == 0
+            and ranges[-1][1] == n
+            and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+        )
 
     def _select(self, node: fx.Node, x: Any, ndim: int) -> None:
         if not isinstance(x, Tracked):
@@ -1088,7 +1113,7 @@ def analyze(model: nn.Module, example_inputs: Any, *, prune_embedding: bool = Fa
     If the model cannot be exported, the analysis is empty and `traced` is False: only modules
     with their own rules (attention of ``nn.MultiheadAttention``, RNN layers) are pruned.
     """
-    analysis = Analysis()
+    analysis = Analysis(prune_embedding=prune_embedding)
     try:
         ep = export(model, example_inputs)
     except Exception as exc:

@@ -99,6 +99,15 @@ def graph_groups(model: nn.Module, analysis: Analysis) -> tuple[list[Group], dic
         slots = members[root]
         return Unit([Slice(m, role, tuple(sorted(set(pos)))) for (m, role), pos in slots.items()])
 
+    if not analysis.prune_embedding:
+        # An embedding's width (the model's hidden size) is kept unless asked; a table whose
+        # width is a number of heads (T5's relative position bias) goes with those heads.
+        for root, slots in members.items():
+            if root not in heads and any(
+                role == "out" and isinstance(modules.get(m), nn.Embedding) for m, role in slots
+            ):
+                uf.frozen.setdefault(root, "embedding width (pass prune_embedding=True to prune it)")
+
     def usable(root: int) -> bool:
         reason = uf.frozen.get(root)
         if reason is not None:

@@ -138,7 +138,9 @@ def _grouped(group: Group, k: int) -> list[int]:
     removable = [i for i, (p, _) in enumerate(parents) if p is not None]
     whole = min(k // rep, len(removable), n_kv - 1)
     gone = sorted(removable, key=lambda i: (weight(parents[i]), i))[:whole]
-    per_group = min((k - whole * rep) // (n_kv - whole), rep - 1)
+    # The rest spread evenly, rounded to the nearest count per group (so that 2 key/value
+    # heads with 2 query heads each still lose one query head each at ratio 0.4).
+    per_group = min(math.floor((k - whole * rep) / (n_kv - whole) + 0.5), rep - 1)
     out = [c for i in gone for c in parents[i][1]]
     for i, (_, children) in enumerate(parents):
         if i in gone or per_group <= 0:
