@@ -286,7 +286,7 @@ class _Runner:
         model = copy.deepcopy(self.trained[source].model)
         dep = self.task.deployable(model)
         if variant == "prune-structured":
-            from secateurs.prune.structured import structured
+            from secateurs.prune.structural import structured
 
             example = first_example(self.data().example)
             pruned, _ = structured(dep, example, ratio=self.task.structured_ratio)

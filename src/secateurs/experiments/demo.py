@@ -151,7 +151,7 @@ def run_demo(
     from secateurs.clip import ByNorm
     from secateurs.io import load, save
     from secateurs.prune import make_permanent, sparsity_report, unstructured
-    from secateurs.prune.structured import structured
+    from secateurs.prune.structural import structured
     from secateurs.report import dump_json, write_report
     from secateurs.search import Recipe, cross_validate, sensitivity_scan, suggest_clip_thresholds
     from secateurs.search.recipe import ClipSetting, PruneSetting

@@ -13,7 +13,7 @@ from secateurs.prune.mask import Mask
 from secateurs.prune.nm import check_nm, nm
 from secateurs.prune.permanent import make_permanent, remove_masks, sparsity_report
 from secateurs.prune.report import LayerReport, PruneReport
-from secateurs.prune.structured import structured as structured
+from secateurs.prune.structural import structured as structured
 from secateurs.prune.targets import DEFAULT, find_targets
 from secateurs.prune.unstructured import unstructured
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from secateurs.prune import structured
-from secateurs.prune.structured import BNScalePenalty, DistillLoss, distill
+from secateurs.prune.structural import BNScalePenalty, DistillLoss, distill
 from secateurs.train import fit
 from secateurs.zoo.models import MLP, ResCNN
 

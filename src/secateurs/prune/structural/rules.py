@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from secateurs.prune.structured.groups import Group, Slice, Unit
-from secateurs.prune.structured.modules import HeadPrunedAttention
+from secateurs.prune.structural.groups import Group, Slice, Unit
+from secateurs.prune.structural.modules import HeadPrunedAttention
 
 
 def _attention_heads(name: str, m: nn.Module) -> list[Group]:

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from secateurs._inputs import call_model
-from secateurs.prune.structured.groups import Group, Unit
-from secateurs.prune.structured.graph import is_conv1d
-from secateurs.prune.structured.surgery import parameter_slices
+from secateurs.prune.structural.groups import Group, Unit
+from secateurs.prune.structural.graph import is_conv1d
+from secateurs.prune.structural.surgery import parameter_slices
 
 
 

@@ -12,8 +12,8 @@ from torch import nn
 
 from secateurs._inputs import call_model
 from secateurs.measure import count_macs, count_parameters
-from secateurs.prune.structured import attributes, graph, groups, rules, select, surgery
-from secateurs.prune.structured import importance as importance_mod
+from secateurs.prune.structural import attributes, graph, groups, rules, select, surgery
+from secateurs.prune.structural import importance as importance_mod
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from secateurs.prune.structured.groups import Group
+from secateurs.prune.structural.groups import Group
 
 HEAD_NAMES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "num_q_heads")
 KV_NAMES = ("num_key_value_heads", "num_kv_heads", "n_kv_heads")

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from secateurs.prune.structured.graph import is_conv1d
-from secateurs.prune.structured.groups import Slice
-from secateurs.prune.structured.modules import HeadPrunedAttention
+from secateurs.prune.structural.graph import is_conv1d
+from secateurs.prune.structural.groups import Slice
+from secateurs.prune.structural.modules import HeadPrunedAttention
 
 
 

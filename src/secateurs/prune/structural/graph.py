@@ -29,7 +29,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from secateurs.prune.structured.modules import HeadPrunedAttention
+from secateurs.prune.structural.modules import HeadPrunedAttention
 
 
 class UnionFind:
