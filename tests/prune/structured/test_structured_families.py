@@ -52,7 +52,9 @@ def test_family_prunes_exactly_and_round_trips(family: str, tmp_path) -> None:
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     assert report.params_after <= 0.75 * report.params_before, report.to_table()
     if family not in ("convnext", "resnet"):
-        assert any(g.kind == "head" and g.after < g.before for g in report.groups), report.to_table()
+        assert any(g.kind == "head" and g.after < g.before for g in report.groups), (
+            report.to_table()
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -12,7 +12,6 @@ left alone (the model is then saved with `secateurs.io`, which records each laye
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -60,8 +59,11 @@ class Change:
 
 
 def change_of(group: Group, removed: list[int]) -> Change:
-    prefix = os.path.commonprefix([m.split(".") for m in group.modules])
-    name = ".".join(prefix)
+    paths = [m.split(".") for m in group.modules]
+    common = 0
+    while all(len(p) > common and p[common] == paths[0][common] for p in paths):
+        common += 1
+    name = ".".join(paths[0][:common])
     owners = tuple(sorted({m.rpartition(".")[0] for m in group.modules}))
     n = len(group.units)
     hd = group.channels_per_unit
@@ -153,7 +155,11 @@ def fix_config(model: nn.Module, changes: list[Change]) -> list[str]:
     }
     notes = _update_config(model, config, changes)
     head_dims = {c.head_dim for c in changes if c.kind in ("head", "gqa") and c.after != c.before}
-    if len(head_dims) == 1 and hasattr(config, "to_dict") and getattr(config, "head_dim", None) is None:
+    if (
+        len(head_dims) == 1
+        and hasattr(config, "to_dict")
+        and getattr(config, "head_dim", None) is None
+    ):
         # Families that derive head_dim from hidden_size / heads read an explicit one if set.
         before["head_dim"] = _ABSENT if not hasattr(config, "head_dim") else None
         config.head_dim = head_dims.pop()
@@ -162,6 +168,7 @@ def fix_config(model: nn.Module, changes: list[Change]) -> list[str]:
     from secateurs.io.hf import config_mismatches
 
     updated = [k for k, v in before.items() if getattr(config, k, None) != v]
+
     def wrong_count() -> float:
         found = config_mismatches(model)
         return math.inf if any("does not build" in w for w in found) else len(found)

@@ -19,6 +19,7 @@ key/value head (an *expansion*), so that query heads can be removed within a gro
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections.abc import Sequence
@@ -138,46 +139,174 @@ def _ops(*names: str) -> set[Any]:
 
 
 _UNARY = _ops(
-    "relu", "relu_", "gelu", "silu", "silu_", "tanh", "sigmoid", "neg", "abs", "exp", "sqrt",
-    "rsqrt", "clamp", "clamp_min", "clamp_max", "hardtanh", "hardtanh_", "hardswish",
-    "hardswish_", "hardsigmoid", "leaky_relu", "leaky_relu_", "elu", "elu_", "mish",
-    "softplus", "dropout", "clone", "contiguous", "to", "_to_copy", "alias", "detach", "erf",
-    "log", "sin", "cos", "type_as", "relu6", "gelu_", "selu", "celu", "log_sigmoid", "square",
-    "reciprocal", "feature_dropout", "alpha_dropout", "native_dropout", "lift_fresh_copy",
-    "tanh_", "sigmoid_", "silu", "pow",
+    "relu",
+    "relu_",
+    "gelu",
+    "silu",
+    "silu_",
+    "tanh",
+    "sigmoid",
+    "neg",
+    "abs",
+    "exp",
+    "sqrt",
+    "rsqrt",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "hardtanh",
+    "hardtanh_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "mish",
+    "softplus",
+    "dropout",
+    "clone",
+    "contiguous",
+    "to",
+    "_to_copy",
+    "alias",
+    "detach",
+    "erf",
+    "log",
+    "sin",
+    "cos",
+    "type_as",
+    "relu6",
+    "gelu_",
+    "selu",
+    "celu",
+    "log_sigmoid",
+    "square",
+    "reciprocal",
+    "feature_dropout",
+    "alpha_dropout",
+    "native_dropout",
+    "lift_fresh_copy",
+    "tanh_",
+    "sigmoid_",
+    "silu",
+    "pow",
 )
 _ELEMENTWISE = _ops(
-    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum", "where",
-    "masked_fill", "masked_fill_", "rsub", "lerp", "addcmul", "eq", "ne", "lt", "le", "gt",
-    "ge", "logical_not", "logical_and", "logical_or", "bitwise_not", "bitwise_and",
-    "bitwise_or", "isinf", "isnan",
+    "add",
+    "add_",
+    "sub",
+    "sub_",
+    "mul",
+    "mul_",
+    "div",
+    "div_",
+    "maximum",
+    "minimum",
+    "where",
+    "masked_fill",
+    "masked_fill_",
+    "rsub",
+    "lerp",
+    "addcmul",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "logical_not",
+    "logical_and",
+    "logical_or",
+    "bitwise_not",
+    "bitwise_and",
+    "bitwise_or",
+    "isinf",
+    "isnan",
 )
 _POOL = _ops(
-    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "avg_pool1d",
-    "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-    "_adaptive_avg_pool2d", "upsample_nearest1d", "upsample_nearest2d", "upsample_bilinear2d",
-    "upsample_nearest3d", "upsample_linear1d", "upsample_bicubic2d",
-    "constant_pad_nd", "pad", "reflection_pad2d", "replication_pad2d",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "max_pool2d_with_indices",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "_adaptive_avg_pool2d",
+    "upsample_nearest1d",
+    "upsample_nearest2d",
+    "upsample_bilinear2d",
+    "upsample_nearest3d",
+    "upsample_linear1d",
+    "upsample_bicubic2d",
+    "constant_pad_nd",
+    "pad",
+    "reflection_pad2d",
+    "replication_pad2d",
 )
 _REDUCE = {_A.mean, _A.sum, _A.amax, _A.amin, _A.var, _A.std, _A.max, _A.min, _A.var_mean}
 _VIEW = {_A.view, _A.reshape, _A._unsafe_view, _A.flatten, _A.unflatten}
 _NO_TENSOR = _ops(
-    "sym_size", "_assert_tensor_metadata", "_assert_async", "sym_numel", "sym_stride",
-    "arange", "zeros", "ones", "full", "empty", "scalar_tensor", "zeros_like", "ones_like",
-    "full_like", "empty_like", "tril", "triu",
-    "item", "_local_scalar_dense", "argmax", "argmin", "rand", "randn", "randint", "bernoulli",
-    "new_zeros", "new_ones", "new_full", "new_empty", "linspace", "cumsum", "diff", "any",
+    "sym_size",
+    "_assert_tensor_metadata",
+    "_assert_async",
+    "sym_numel",
+    "sym_stride",
+    "arange",
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "scalar_tensor",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "empty_like",
+    "tril",
+    "triu",
+    "item",
+    "_local_scalar_dense",
+    "argmax",
+    "argmin",
+    "rand",
+    "randn",
+    "randint",
+    "bernoulli",
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "new_empty",
+    "linspace",
+    "cumsum",
+    "diff",
+    "any",
     "all",
 )
 _CONV = _ops(
-    "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d",
-    "conv_transpose3d", "_convolution",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "convolution",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "_convolution",
 )
 _BATCH_NORM = _ops(
-    "batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm",
-    "_native_batch_norm_legit", "_batch_norm_with_update", "instance_norm",
-    "_native_batch_norm_legit_functional", "_batch_norm_no_update",
+    "batch_norm",
+    "_native_batch_norm_legit_no_training",
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_batch_norm_with_update",
+    "instance_norm",
+    "_native_batch_norm_legit_functional",
+    "_batch_norm_no_update",
 )
 _RNN = {_A.lstm: "LSTM", _A.gru: "GRU", _A.rnn_tanh: "RNN_TANH", _A.rnn_relu: "RNN_RELU"}
 
@@ -209,9 +338,9 @@ def _param_roles(module: nn.Module, attr: str, ndim: int) -> list[str]:
             return ["out"]
         roles = ["in", "out"] if module.transposed else ["out", "in"]
         return roles + [f"kernel:{k}" for k in range(ndim - 2)]
-    if isinstance(module, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm):
-        if ndim == 1:
-            return ["norm"]
+    norms = nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm
+    if isinstance(module, norms) and ndim == 1:
+        return ["norm"]
     if isinstance(module, nn.Embedding) and attr == "weight":
         return ["vocab", "out"]
     return [f"param:{attr}:{axis}" for axis in range(ndim)]
@@ -219,7 +348,11 @@ def _param_roles(module: nn.Module, attr: str, ndim: int) -> list[str]:
 
 class _Propagator:
     def __init__(
-        self, model: nn.Module, ep: torch.export.ExportedProgram, analysis: Analysis, prune_embedding: bool
+        self,
+        model: nn.Module,
+        ep: torch.export.ExportedProgram,
+        analysis: Analysis,
+        prune_embedding: bool,
     ) -> None:
         self.model = model
         self.gm = ep.graph_module
@@ -233,9 +366,7 @@ class _Propagator:
         norm_buffers = {
             n: fqn
             for n, fqn in sig.inputs_to_buffers.items()
-            if isinstance(
-                self.modules.get(fqn.rpartition(".")[0]), nn.modules.batchnorm._BatchNorm
-            )
+            if isinstance(self.modules.get(fqn.rpartition(".")[0]), nn.modules.batchnorm._BatchNorm)
         }
         self.targets = {**sig.inputs_to_parameters, **norm_buffers}
         self.axis_ids: dict[tuple[str, str], list[int]] = {}
@@ -311,7 +442,11 @@ class _Propagator:
         """A layer reads the elements of `t` at `dim` with its input axis `ids`."""
         if isinstance(t, Poison):
             self.uf.freeze(t.ids, t.reason)
-        if isinstance(t, Tracked) and t.dim % max(t.ndim, 1) == dim % ndim and len(t.ids) == len(ids):
+        if (
+            isinstance(t, Tracked)
+            and t.dim % max(t.ndim, 1) == dim % ndim
+            and len(t.ids) == len(ids)
+        ):
             for i, j in zip(t.ids, ids, strict=True):
                 self.uf.union(i, j)
             return
@@ -529,7 +664,9 @@ class _Propagator:
             t = x if isinstance(x, Tracked) and x.dim % ndim == 1 else None
             if t is None:
                 self._poisoned(x)
-                self.uf.freeze(out_ids + dw, f"depthwise {w.module!r} whose input channels are fixed")
+                self.uf.freeze(
+                    out_ids + dw, f"depthwise {w.module!r} whose input channels are fixed"
+                )
             else:
                 self._unite(t.ids, dw)
                 for j, o in enumerate(out_ids):
@@ -673,7 +810,12 @@ class _Propagator:
                 self.uf.freeze(t.ids, "attention whose heads the analysis could not follow")
         mask = self._val(mask_arg)
         ms = _meta_shape(mask_arg)
-        if ok and isinstance(mask, Tracked) and ms is not None and mask.dim % len(ms) == len(ms) - 3:
+        if (
+            ok
+            and isinstance(mask, Tracked)
+            and ms is not None
+            and mask.dim % len(ms) == len(ms) - 3
+        ):
             self._unite(heads[0].ids, mask.ids)
         elif ok and ms is not None and len(ms) >= 3 and ms[-3] != 1:
             self.uf.freeze(heads[0].ids, "an attention mask with one entry per head")
@@ -849,7 +991,7 @@ class _Propagator:
             len(ranges) > 1
             and ranges[0][0] == 0
             and ranges[-1][1] == n
-            and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+            and all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
         )
 
     def _select(self, node: fx.Node, x: Any, ndim: int) -> None:

@@ -106,7 +106,9 @@ def graph_groups(model: nn.Module, analysis: Analysis) -> tuple[list[Group], dic
             if root not in heads and any(
                 role == "out" and isinstance(modules.get(m), nn.Embedding) for m, role in slots
             ):
-                uf.frozen.setdefault(root, "embedding width (pass prune_embedding=True to prune it)")
+                uf.frozen.setdefault(
+                    root, "embedding width (pass prune_embedding=True to prune it)"
+                )
 
     def usable(root: int) -> bool:
         reason = uf.frozen.get(root)
@@ -162,7 +164,7 @@ def graph_groups(model: nn.Module, analysis: Analysis) -> tuple[list[Group], dic
     return groups, kept
 
 
-def _gqa_groups(child_parents, heads, producers, unit, usable, uf) -> list[Group] | None:  # noqa: ANN001
+def _gqa_groups(child_parents, heads, producers, unit, usable, uf) -> list[Group] | None:
     """One group per attention: query heads as units, key/value heads as their parents."""
     # Key and value heads that share query heads form one key/value group.
     link = {p: p for ps in child_parents.values() for p in ps}

@@ -8,7 +8,6 @@ consume a unit (its post-activation value) on calibration batches.
 from __future__ import annotations
 
 import abc
-
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,10 +16,9 @@ import torch
 from torch import nn
 
 from secateurs._inputs import call_model
-from secateurs.prune.structural.groups import Group, Unit
 from secateurs.prune.structural.graph import is_conv1d
+from secateurs.prune.structural.groups import Group, Unit
 from secateurs.prune.structural.surgery import parameter_slices
-
 
 
 def _norm(model: nn.Module, unit: Unit, p: int) -> float:
@@ -281,7 +279,9 @@ def resolve(importance: Any, seed: int = 0) -> Any:
     """An importance object from a name in `IMPORTANCES` or an object with `score`."""
     if isinstance(importance, str):
         if importance not in IMPORTANCES:
-            raise ValueError(f"importance must be one of {CRITERIA} or an object, got {importance!r}")
+            raise ValueError(
+                f"importance must be one of {CRITERIA} or an object, got {importance!r}"
+            )
         cls = IMPORTANCES[importance]
         return cls(seed) if cls is Random else cls()
     if not callable(getattr(importance, "score", None)):

@@ -18,8 +18,6 @@ from secateurs.prune.structural.groups import Slice
 from secateurs.prune.structural.modules import HeadPrunedAttention
 
 
-
-
 def _rnn_gates(m: nn.RNNBase) -> int:
     return {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
 
