@@ -399,7 +399,10 @@ def _narrow_params(module: nn.Module, name: str, shapes: dict[str, Any]) -> None
         if (
             not isinstance(shape, list)
             or len(shape) != current.dim()
-            or not all(isinstance(n, int) and 0 <= n <= c for n, c in zip(shape, current.shape, strict=True))
+            or not all(
+                isinstance(n, int) and 0 <= n <= c
+                for n, c in zip(shape, current.shape, strict=True)
+            )
         ):
             raise ValueError(
                 f"the file records {name}.{key} with shape {shape}, which is not a narrowing of "
