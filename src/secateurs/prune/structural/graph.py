@@ -30,6 +30,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from secateurs._conv1d import is_conv1d
 from secateurs.prune.structural.modules import HeadPrunedAttention
 
 
@@ -120,11 +121,6 @@ class Analysis:
     traced: bool = True
     trace_error: str | None = None
     prune_embedding: bool = False
-
-
-def is_conv1d(m: nn.Module) -> bool:
-    """Hugging Face's ``Conv1D`` (GPT-2): a Linear with its weight stored as (in, out)."""
-    return type(m).__name__ == "Conv1D" and type(m).__module__.startswith("transformers")
 
 
 # Modules whose inside the graph must not prune: their own rules handle them (or nothing).

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._conv1d import is_conv1d
 from secateurs._inputs import call_model
-from secateurs.prune.structural.graph import is_conv1d
 from secateurs.prune.structural.groups import Group, Unit
 from secateurs.prune.structural.surgery import parameter_slices
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from secateurs.prune.structural.graph import is_conv1d
+from secateurs._conv1d import is_conv1d
 from secateurs.prune.structural.groups import Slice
 from secateurs.prune.structural.modules import HeadPrunedAttention
 
