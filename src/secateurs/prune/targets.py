@@ -2,7 +2,8 @@
 
 By default: the weights of Linear, Hugging Face's Conv1D, Conv1d/2d/3d, ConvTranspose1d/2d/3d,
 Embedding, RNN/LSTM/GRU (every ``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``, reverse
-included) and MultiheadAttention (``in_proj_weight`` or ``q/k/v_proj_weight``; ``out_proj`` is a Linear).
+included) and MultiheadAttention (``in_proj_weight`` or ``q/k/v_proj_weight``; ``out_proj``
+is a Linear).
 Biases and normalisation layers are never pruned. The final classifier (the last Linear
 registered in the model) and embeddings stay dense unless `exclude` is given (``exclude=[]``
 prunes everything chosen). `include` selects by module type or by name pattern; a pattern also
