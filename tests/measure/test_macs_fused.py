@@ -24,3 +24,13 @@ def test_cpu_scaled_dot_product_attention_is_counted() -> None:
 
     q = torch.randn(2, 3, 5, 8)
     assert count_macs(Attend(), q) == 2 * (2 * 3 * 5 * 5 * 8)
+
+
+def test_cpu_lstm_and_gru_count_every_layer_and_step() -> None:
+    batch, steps, inp, hidden = 3, 7, 5, 6
+    x = torch.randn(batch, steps, inp)
+    lstm = nn.LSTM(inp, hidden, num_layers=2, batch_first=True)
+    per_token = 4 * hidden * (inp + hidden) + 4 * hidden * (hidden + hidden)
+    assert count_macs(lstm, x) == batch * steps * per_token
+    gru = nn.GRU(inp, hidden, batch_first=True)
+    assert count_macs(gru, x) == batch * steps * 3 * hidden * (inp + hidden)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -16,9 +17,18 @@ def _cpu_sdpa(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def _mkldnn_rnn_layer(input_shape: Any, w_ih: Any, w_hh: Any, *args: Any, **kwargs: Any) -> int:
+    """FLOPs of one fused CPU RNN layer (oneDNN LSTM): both matmuls for every time step."""
+    tokens = math.prod(input_shape[:-1])
+    return 2 * tokens * (math.prod(w_ih) + math.prod(w_hh))
+
+
 _EXTRA = {
-    op: _cpu_sdpa
-    for op in (getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None),)
+    op: formula
+    for op, formula in (
+        (getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None), _cpu_sdpa),
+        (getattr(torch.ops.aten, "mkldnn_rnn_layer", None), _mkldnn_rnn_layer),
+    )
     if op is not None
 }
 
@@ -30,7 +40,8 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
     one MAC is two FLOPs. Dense counts: zeros left by unstructured pruning still count.
     ``nn.TransformerEncoder``'s fused inference path is switched off while counting (its one
     fused kernel is invisible to the counter, which would report almost nothing), and CPU
-    ``scaled_dot_product_attention`` is counted with the formula of the GPU kernels.
+    ``scaled_dot_product_attention`` is counted with the formula of the GPU kernels, the
+    fused oneDNN LSTM layer of CPU builds as its input and recurrent matmuls.
     """
     was_training = model.training
     fastpath = torch.backends.mha.get_fastpath_enabled()
