@@ -183,7 +183,7 @@ def structured(
     notes: list[str] = []
     if not analysis.traced:
         notes.append(
-            f"model not exported by torch.export ({analysis.trace_error[:200]}); only "
+            f"model not exported by torch.export ({(analysis.trace_error or "")[:200]}); only "
             "nn.MultiheadAttention heads and inner RNN layers were considered"
         )
     chosen = select.select(
