@@ -182,8 +182,9 @@ def structured(
     importance_mod.score(pruned, found, scorer, data=data, loss_fn=loss_fn)
     notes: list[str] = []
     if not analysis.traced:
+        error = (analysis.trace_error or "")[:200]
         notes.append(
-            f"model not exported by torch.export ({(analysis.trace_error or "")[:200]}); only "
+            f"model not exported by torch.export ({error}); only "
             "nn.MultiheadAttention heads and inner RNN layers were considered"
         )
     chosen = select.select(
