@@ -56,6 +56,14 @@ def test_family_prunes_exactly_and_round_trips(family: str, tmp_path) -> None:
             report.to_table()
         )
 
+    if family in ("llama", "qwen2", "mistral", "phi3"):
+        # 2 key/value heads of 2 query heads each, ratio 0.4: one query head per group goes,
+        # both key/value heads stay; attributes and config follow.
+        attn = pruned.model.layers[0].self_attn
+        assert attn.num_key_value_groups == 1
+        assert pruned.config.num_attention_heads == 2 and pruned.config.num_key_value_heads == 2
+        assert model.config.num_attention_heads == 4  # the input model is untouched
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sio.save(pruned, tmp_path / "m.safetensors")
