@@ -457,9 +457,13 @@ def _spread(model_a: nn.Module, model_b: nn.Module, x: Any, runs: int, rounds: i
     }
 
 
-def bench_families(ratio: float, runs: int, rounds: int) -> list[dict]:
+def bench_families(
+    ratio: float, runs: int, rounds: int, only: list[str] | None = None
+) -> list[dict]:
     rows = []
     for name, (model, x) in _family_models().items():
+        if only and name not in only:
+            continue
         model.eval()
         dense_macs, dense_params = count_macs(model, x), count_parameters(model)
         ref = _logits(model, x)
@@ -488,6 +492,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["cnn", "minilm", "families", "all"], default="all")
     parser.add_argument("--ratio", type=float, default=0.4, help="families: ratio of units")
     parser.add_argument("--rounds", type=int, default=5, help="families: interleaved rounds")
+    parser.add_argument("--models", nargs="*", help="families: only these (e.g. bert minilm)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=40)
@@ -513,7 +518,7 @@ def main() -> None:
         cols += ["speedup_over_mac_reduction", "cosine", "cosine_after_distill", "error"]
         print(_table(mini["rows"], cols))
     if args.part in ("families", "all"):
-        fam = bench_families(args.ratio, max(1, args.runs // 5), args.rounds)
+        fam = bench_families(args.ratio, max(1, args.runs // 5), args.rounds, args.models)
         out["families"] = fam
         print(f"## Families at ratio {args.ratio}, {args.threads} thread(s), random weights")
         cols = ["model", "tool", "params", "mac_reduction", "speedup", "speedup_min"]
