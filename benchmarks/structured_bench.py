@@ -487,9 +487,44 @@ def bench_families(
     return rows
 
 
+class _RnnStack(nn.Module):
+    """Embedding 128 -> 2-layer LSTM -> GRU (256 hidden units) -> Linear on the last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 128)
+        self.lstm = nn.LSTM(128, 256, num_layers=2, batch_first=True)
+        self.gru = nn.GRU(256, 256, batch_first=True)
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x, _ = self.lstm(self.emb(tokens))
+        x, _ = self.gru(x)
+        return self.head(x[:, -1])
+
+
+def bench_rnn(runs: int, rounds: int) -> list[dict]:
+    """Ratio 0.4 with kept hidden sizes rounded to 1 (none), 8 (the default) and 16."""
+    torch.manual_seed(0)
+    model = _RnnStack().eval()
+    rows = []
+    for batch in (1, 16):
+        x = torch.randint(0, 100, (batch, 48))
+        for k in (1, 8, 16):
+            pruned, report = structured(model, x, ratio=0.4, round_to=k)
+            row = {"batch": batch, "round_to": k, "hidden": pruned.lstm.hidden_size}
+            row["mac_reduction"] = report.mac_reduction
+            row.update(_spread(model, pruned, x, runs, rounds))
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["cnn", "minilm", "families", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["cnn", "minilm", "families", "rnn", "all"], default="all"
+    )
     parser.add_argument("--ratio", type=float, default=0.4, help="families: ratio of units")
     parser.add_argument("--rounds", type=int, default=5, help="families: interleaved rounds")
     parser.add_argument("--models", nargs="*", help="families: only these (e.g. bert minilm)")
@@ -524,6 +559,12 @@ def main() -> None:
         cols = ["model", "tool", "params", "mac_reduction", "speedup", "speedup_min"]
         cols += ["speedup_max", "speedup_over_mac_reduction", "cosine", "error"]
         print(_table(fam, cols))
+    if args.part in ("rnn", "all"):
+        rnn = bench_rnn(max(1, args.runs // 5), args.rounds)
+        out["rnn"] = rnn
+        print(f"## LSTM + GRU stack at ratio 0.4, {args.threads} thread(s)")
+        cols = ["batch", "round_to", "hidden", "mac_reduction", "speedup", "speedup_min"]
+        print(_table(rnn, [*cols, "speedup_max"]))
     if args.json:
         write_text_atomic(args.json, json.dumps(out, indent=2, default=str))
 

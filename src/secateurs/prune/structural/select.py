@@ -26,8 +26,8 @@ def _limit(name: str, limits: Mapping[str, float]) -> float | None:
 
 
 # Recurrent hidden sizes are rounded to a multiple of this unless `round_to` says otherwise:
-# CPU (oneDNN) LSTM kernels slow down on other sizes (2-layer LSTM + GRU, 256 -> 154 hidden
-# units, batch 1: 0.86x the dense speed; 256 -> 152: 3.7-4.6x; benchmarks/structured_bench.py).
+# in one quiet CPU run (oneDNN LSTM, batch 1) 154 kept units ran at 0.86x the dense speed and
+# 152 at 3.7-4.6x; a re-run on a loaded machine was inconclusive (BENCHMARKS.md).
 RNN_MULTIPLE = 8
 
 
