@@ -1,6 +1,6 @@
 """One concrete setting (a candidate of a search, or its best result exported as a recipe).
 
-A recipe YAML holds the pruning settings that `secateurs prune --recipe FILE` applies, the
+A recipe YAML holds the pruning settings that `secateurs prune recipe MODEL FILE` applies, the
 clipping rule used while (re)training, the fine-tuning budget, and where it came from.
 """
 
@@ -144,24 +144,6 @@ def apply_recipe(
     return apply_pruning(model, recipe.prune, example_inputs=example_inputs, data=data)
 
 
-def prune_options(recipe: Recipe) -> dict[str, Any]:
-    """The `secateurs prune` options a recipe stands for (sparsity/threshold, criterion,
-    scope, nm, structured, ratio, importance); the command then checks them as usual."""
-    p = recipe.prune
-    if p.method == "none":
-        raise ValueError("the recipe prunes nothing (method: none); there is nothing to apply")
-    return {
-        "sparsity": p.sparsity if p.method == "unstructured" else None,
-        "threshold": p.threshold if p.method == "unstructured" else None,
-        "criterion": p.criterion,
-        "scope": p.scope,
-        "nm": f"{p.n}:{p.m}" if p.method == "nm" else None,
-        "structured": p.method == "structured",
-        "ratio": p.ratio if p.method == "structured" else None,
-        "importance": p.importance,
-    }
-
-
 def recipe_caveat(recipe: Recipe) -> str | None:
     """A note when the recipe's validated result relied on training that pruning alone skips."""
     parts = []
@@ -175,18 +157,6 @@ def recipe_caveat(recipe: Recipe) -> str | None:
         f"note: this recipe was validated with {' and '.join(parts)}; "
         "`secateurs prune` applies the pruning in one shot (fine-tune afterwards)"
     )
-
-
-def recipe_cli_options(path: str | os.PathLike, **given: Any) -> dict[str, Any]:
-    """For `secateurs prune --recipe FILE`: the recipe's options, plus "note" (a caveat or
-    None). `given` holds the pruning options typed on the command line; any that is set
-    (not None / False) conflicts with the recipe and is an error."""
-    typed = sorted(k for k, v in given.items() if v is not None and v is not False)
-    if typed:
-        flags = ", ".join("--" + k.replace("_", "-") for k in typed)
-        raise ValueError(f"--recipe supplies the pruning settings; drop {flags}")
-    recipe = load_recipe(path)
-    return {**prune_options(recipe), "note": recipe_caveat(recipe)}
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
@@ -214,6 +184,6 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
     """Write a recipe as YAML (atomically)."""
     data = recipe.model_dump(mode="json")
-    text = "# secateurs recipe: apply with `secateurs prune MODEL --recipe THIS_FILE`\n"
+    text = "# secateurs recipe: apply with `secateurs prune recipe MODEL THIS_FILE -o OUT`\n"
     text += yaml.safe_dump(data, sort_keys=False)
     return write_text_atomic(path, text)
