@@ -10,8 +10,10 @@ before `optimizer.step()`, as `rule(model_or_parameters)`; it clips in place and
     optimizer.step()
 
 `wrap(optimizer, rule)` does the call inside `step()` and skips steps with non-finite
-gradients; `chain(*rules)` composes; `ClipMonitor` summarises; `GradNormRecorder` records the
-norm distribution to choose thresholds from (`secateurs.train.record_norms` runs it);
+gradients; `chain(*rules)` composes; `Scheduled(rule, max_norm=fn)` makes a setting follow
+a schedule (rules read their settings at call time); `ClipMonitor` summarises;
+`GradNormRecorder` records the norm distribution to choose thresholds from
+(`secateurs.train.record_norms` runs it);
 `clip_weights_` clamps weights (WGAN critics).
 """
 
@@ -24,6 +26,7 @@ from secateurs.clip.norm import ByNorm
 from secateurs.clip.optim import ClippedOptimizer, wrap
 from secateurs.clip.policy import POLICIES, Policy
 from secateurs.clip.recorder import GradNormRecorder, NormRecord
+from secateurs.clip.schedule import Scheduled
 from secateurs.clip.stats import ClipStats
 from secateurs.clip.telemetry import ClipMonitor
 from secateurs.clip.value import ByValue
@@ -44,6 +47,7 @@ __all__ = [
     "NormRecord",
     "Policy",
     "Rule",
+    "Scheduled",
     "ZClip",
     "agc",
     "chain",

@@ -9,7 +9,7 @@ from torch import nn
 
 from secateurs.clip._checks import norm_type as check_norm_type
 from secateurs.clip._checks import positive
-from secateurs.clip._global import GlobalNormRule
+from secateurs.clip._global import clip_global_norm
 from secateurs.clip._grads import Target, parameters_of, with_grads
 from secateurs.clip._norms import local, tensor_norms
 from secateurs.clip.base import Rule
@@ -17,17 +17,6 @@ from secateurs.clip.policy import Policy, apply_policy, count_nonfinite
 from secateurs.clip.stats import ClipStats
 
 Scope = Literal["global", "param", "layer"]
-
-
-class _GlobalNorm(GlobalNormRule):
-    name = "by_norm"
-
-    def __init__(self, max_norm: float, norm_type: float | str, nonfinite: Policy) -> None:
-        super().__init__(norm_type, nonfinite)
-        self.max_norm = max_norm
-
-    def threshold(self, total: torch.Tensor) -> float:
-        return self.max_norm  # a Python float: the same arithmetic as clip_grad_norm_
 
 
 class ByNorm(Rule):
@@ -39,6 +28,9 @@ class ByNorm(Rule):
     - scope="param": each tensor by its own norm (Keras `clipnorm`).
     - scope="layer": the parameters each module owns directly, together (needs a module).
     For "param" and "layer", `coef` reports the smallest factor applied.
+
+    The settings are read at each call: after `rule.max_norm = 100` the next step clips at
+    100 (wrap the rule in `Scheduled` to follow a schedule).
     """
 
     name = "by_norm"
@@ -52,17 +44,40 @@ class ByNorm(Rule):
         nonfinite: Policy = "skip",
     ) -> None:
         super().__init__(nonfinite)
-        self.max_norm = positive("max_norm", max_norm)
-        self.norm_type = check_norm_type(norm_type)
-        if scope not in ("global", "param", "layer"):
-            raise ValueError(f"scope must be 'global', 'param' or 'layer', got {scope!r}")
-        self.scope: Scope = scope
-        self._global = _GlobalNorm(self.max_norm, self.norm_type, self.nonfinite)
+        self.max_norm = max_norm
+        self.norm_type = norm_type  # type: ignore[assignment]
+        self.scope = scope
+
+    @property
+    def max_norm(self) -> float:
+        return self._max_norm
+
+    @max_norm.setter
+    def max_norm(self, value: float) -> None:
+        self._max_norm = positive("max_norm", value)
+
+    @property
+    def norm_type(self) -> float:
+        return self._norm_type
+
+    @norm_type.setter
+    def norm_type(self, value: float | str) -> None:
+        self._norm_type = check_norm_type(value)
+
+    @property
+    def scope(self) -> Scope:
+        return self._scope
+
+    @scope.setter
+    def scope(self, value: Scope) -> None:
+        if value not in ("global", "param", "layer"):
+            raise ValueError(f"scope must be 'global', 'param' or 'layer', got {value!r}")
+        self._scope = value
 
     def apply(self, parameters: Target) -> ClipStats:
         if self.scope == "global":
-            self._global.nonfinite = self.nonfinite  # an attribute set after construction
-            return self._global.apply(parameters)
+            # a Python float threshold: the same arithmetic as clip_grad_norm_
+            return clip_global_norm(self, parameters, self.norm_type, lambda _: self.max_norm)
         if self.scope == "layer" and not isinstance(parameters, nn.Module):
             raise TypeError(
                 "scope='layer' needs the model (an nn.Module) to know which parameters belong "
