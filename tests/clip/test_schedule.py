@@ -59,7 +59,7 @@ def test_scheduled_threshold_follows_the_step_like_torch():
         set_grads(m.parameters(), seed=1, scale=3.0)
         stats = rule(m)
         total, want = _torch_clip(max_norm)
-        assert stats.rule == "by_norm" and stats.clipped == (float(total) > max_norm)
+        assert stats.rule == "norm" and stats.clipped == (float(total) > max_norm)
         for g, w in zip(grads(m.parameters()), want, strict=True):
             assert torch.equal(g, w), step
     assert rule.step == 3 and rule.rule.max_norm == 1e6

@@ -1,5 +1,8 @@
 """Gradient clipping rules and weight clipping.
 
+`RULES` maps each rule's name ("value", "norm", "agc", "autoclip", "zclip": the names recipes,
+configs and the command line use) to its class; `make_rule(name, threshold)` builds one.
+
 A rule is called once per optimizer step, after backward (and `GradScaler.unscale_`) and
 before `optimizer.step()`, as `rule(model_or_parameters)`; it clips in place and returns a
 `ClipStats`::
@@ -30,12 +33,14 @@ from secateurs.clip.schedule import Scheduled
 from secateurs.clip.stats import ClipStats
 from secateurs.clip.telemetry import ClipMonitor
 from secateurs.clip.value import ByValue
+from secateurs.clip.vocabulary import RULES, make_rule
 from secateurs.clip.weights import clip_weights_
 from secateurs.clip.zclip import ZClip
 
 __all__ = [
     "AGC",
     "POLICIES",
+    "RULES",
     "AutoClip",
     "ByNorm",
     "ByValue",
@@ -55,6 +60,7 @@ __all__ = [
     "clip_grad_value",
     "clip_weights_",
     "final_classifier",
+    "make_rule",
     "unit_norms",
     "wrap",
 ]

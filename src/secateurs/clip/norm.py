@@ -33,7 +33,8 @@ class ByNorm(Rule):
     100 (wrap the rule in `Scheduled` to follow a schedule).
     """
 
-    name = "by_norm"
+    name = "norm"
+    threshold_setting = "max_norm"
 
     def __init__(
         self,

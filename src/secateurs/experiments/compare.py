@@ -250,18 +250,18 @@ class _Runner:
     def rule_for(self, variant: str, aux: bool = False) -> Any:
         """A fresh clipping rule for `variant` (None for none); `aux`: for a GAN's critic,
         whose thresholds come from the critic's own baseline gradients."""
-        from secateurs.clip import AGC, ByNorm, ByValue
+        from secateurs.clip import make_rule
 
         thresholds = self.aux_thresholds if aux else self.thresholds
         if aux and not thresholds and variant != "clip-agc":
             return None  # no auxiliary network recorded gradients (not a GAN)
-        if variant == "clip-value":
-            return ByValue(thresholds["clip-value"], nonfinite="skip")
-        if variant in ("clip-norm", "clip-norm+prune"):
-            return ByNorm(thresholds["clip-norm"])
-        if variant == "clip-agc":
-            return AGC(self.cfg.agc_clip)
-        return None
+        if not variant.startswith("clip-"):
+            return None
+        # "clip-<rule>[+prune]": the rule's name in secateurs.clip.RULES
+        rule = variant.removeprefix("clip-").removesuffix("+prune")
+        if rule == "agc":
+            return make_rule(rule, self.cfg.agc_clip)
+        return make_rule(rule, thresholds[f"clip-{rule}"], nonfinite="skip")
 
     def run_training(self, variant: str) -> None:
         model = self.task.model(self.seed)

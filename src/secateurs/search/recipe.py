@@ -82,21 +82,11 @@ class Recipe(_Strict):
 
 
 def make_clip_rule(setting: ClipSetting) -> Any:
-    """The secateurs.clip rule for a setting (None for 'none')."""
-    if setting.rule == "none":
-        return None
+    """The secateurs.clip rule for a setting (None for 'none'): `clip.RULES` names the class."""
     from secateurs import clip
 
-    t = float(setting.threshold)  # type: ignore[arg-type]
-    if setting.rule == "value":
-        return clip.ByValue(t)
-    if setting.rule == "norm":
-        return clip.ByNorm(t)
-    if setting.rule == "agc":
-        return clip.AGC(clip=t)
-    if setting.rule == "autoclip":
-        return clip.AutoClip(percentile=t)
-    return clip.ZClip(z=t)
+    t = None if setting.threshold is None else float(setting.threshold)
+    return clip.make_rule(setting.rule, t)
 
 
 def apply_pruning(
