@@ -40,6 +40,7 @@ from secateurs.experiments.tracking import (
     loss_spikes,
     nonfinite_steps,
 )
+from secateurs.pipeline import Bake, Measure, Pipeline, Prune, Run, Train
 from secateurs.zoo.registry import TASKS, Task, TaskData, get_task
 
 VARIANTS = (
@@ -264,8 +265,10 @@ class _Runner:
         return make_rule(rule, thresholds[f"clip-{rule}"], nonfinite="skip")
 
     def run_training(self, variant: str) -> None:
-        model = self.task.model(self.seed)
-        info, monitor, aux = self.train(model, variant, self.steps)
+        run = Pipeline(Train(lambda net, rule: self.train(net, variant, self.steps)))(
+            Run(self.task.model(self.seed))
+        )
+        model, (info, monitor, aux) = run.model, run.fits["train"]
         if variant == "baseline":
             # thresholds from the baseline's own gradients (a GAN's critic from its own)
             for mon, out in ((monitor, self.thresholds), (aux, self.aux_thresholds)):
@@ -280,26 +283,42 @@ class _Runner:
         self.record(variant, model, info)
 
     def prune_and_finetune(self, variant: str) -> None:
-        from secateurs.prune import make_permanent, sparsity_report, unstructured_
+        from secateurs.prune import sparsity_report
 
         source = "clip-norm" if variant == "clip-norm+prune" else "baseline"
-        model = copy.deepcopy(self.trained[source].model)
-        dep = self.task.deployable(model)
+        task = self.task
         if variant == "prune-structured":
-            from secateurs.prune.structural import structured
+            from secateurs.prune import structured
 
             example = first_example(self.data().example)
-            pruned, _ = structured(dep, example, ratio=self.task.structured_ratio)
-            model = replace_deployable(self.task, model, pruned)
-            requested = self.task.structured_ratio
+            requested = task.structured_ratio
+
+            def op(model: nn.Module) -> tuple[nn.Module, Any]:
+                small, report = structured(task.deployable(model), example, ratio=requested)
+                return replace_deployable(task, model, small), report
         else:
-            unstructured_(dep, sparsity=self.task.prune_sparsity)
-            requested = self.task.prune_sparsity
-        before = self.task.evaluate(model, self.data(), "test")[self.task.metric]
-        lr = self.task.budget.lr * self.cfg.finetune_lr_factor
-        info, _, _ = self.train(model, variant, self.finetune_steps, lr, False)
-        make_permanent(self.task.deployable(model))
-        info["metrics"] = {"before_finetune": before, "requested": requested}
+            from secateurs.prune import unstructured_
+
+            requested = task.prune_sparsity
+
+            def op(model: nn.Module) -> tuple[nn.Module, Any]:
+                return model, unstructured_(task.deployable(model), sparsity=requested)
+
+        def before(model: nn.Module) -> float:
+            return task.evaluate(model, self.data(), "test")[task.metric]
+
+        lr = task.budget.lr * self.cfg.finetune_lr_factor
+        run = Pipeline(
+            Prune(op),
+            Measure("before_finetune", before),
+            Train(lambda net, rule: self.train(net, variant, self.finetune_steps, lr, False)),
+            Bake(),
+        )(Run(copy.deepcopy(self.trained[source].model)))
+        model, (info, _, _) = run.model, run.fits["train"]
+        info["metrics"] = {
+            "before_finetune": run.metrics["before_finetune"],
+            "requested": requested,
+        }
         info["clip_threshold"] = self.thresholds.get(variant)
         info["steps_to_target"] = None
         if self.seed == self.cfg.first_seed and variant != "prune-structured":

@@ -150,7 +150,8 @@ def run_demo(
     """Run the demo, writing everything into `out_dir`; see the module docstring."""
     from secateurs.clip import ByNorm
     from secateurs.io import load, save
-    from secateurs.prune import make_permanent, sparsity_report, unstructured_
+    from secateurs.pipeline import Bake, Measure, Pipeline, Prune, Run, Seed, Train, in_place
+    from secateurs.prune import sparsity_report, unstructured_
     from secateurs.prune.structural import structured
     from secateurs.report import dump_json, write_report
     from secateurs.search import Recipe, cross_validate, sensitivity_scan, suggest_clip_thresholds
@@ -174,15 +175,17 @@ def run_demo(
         percentiles=(cfg.clip_percentile,),
     )
     threshold = suggestion.percentiles[float(cfg.clip_percentile)]
-    model = task.model(seed)
     monitor = GradMonitor(ByNorm(threshold))
     tracker = ValidationTracker(task, data, task.budget.eval_every)
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    fit = task.train(
-        model, data, steps=cfg.steps, clip=monitor, callbacks=[tracker], progress=progress
-    )
-    train_seconds = time.perf_counter() - t0
+
+    def train(net: nn.Module, rule: Any) -> Any:
+        return task.train(
+            net, data, steps=cfg.steps, clip=rule, callbacks=[tracker], progress=progress
+        )
+
+    trained = Pipeline(Seed(seed), Train(train))(Run(task.model(seed), rule=monitor))
+    model, fit = trained.model, trained.fits["train"]
+    train_seconds = trained.seconds["train"]
     losses = fit.losses
     runs = [
         _run(
@@ -283,13 +286,21 @@ def run_demo(
     # 4. prune to the chosen sparsity and fine-tune -------------------------------------
     ft_lr = task.budget.lr * cfg.finetune_lr_factor
     stages.start("finetune", f"pruning to sparsity {chosen:g} and fine-tuning")
-    sparse = copy.deepcopy(model)
-    unstructured_(sparse, sparsity=chosen)
-    before = task.evaluate(sparse, data, "test")["accuracy"]
-    t0 = time.perf_counter()
-    if cfg.finetune_steps:
-        task.train(sparse, data, steps=cfg.finetune_steps, lr=ft_lr, clip=ByNorm(threshold))
-    make_permanent(sparse)
+
+    def test_accuracy(net: nn.Module) -> float:
+        return task.evaluate(net, data, "test")["accuracy"]
+
+    def finetune(net: nn.Module, rule: Any) -> Any:
+        return task.train(net, data, steps=cfg.finetune_steps, lr=ft_lr, clip=rule)
+
+    finetuning = [Train(finetune, "finetune")] if cfg.finetune_steps else []
+    tuned = Pipeline(
+        Prune(in_place(unstructured_, sparsity=chosen)),
+        Measure("before_finetune", test_accuracy),
+        *finetuning,
+        Bake(),
+    )(Run(copy.deepcopy(model), rule=ByNorm(threshold)))
+    sparse = tuned.model
     runs.append(
         _run(
             task,
@@ -297,8 +308,8 @@ def run_demo(
             data,
             "sparse",
             cfg,
-            train_seconds=time.perf_counter() - t0,
-            metrics={"before_finetune": before, "requested": chosen},
+            train_seconds=tuned.seconds.get("finetune", 0.0),
+            metrics={"before_finetune": tuned.metrics["before_finetune"], "requested": chosen},
             clip_threshold=threshold,
         )
     )
@@ -316,11 +327,12 @@ def run_demo(
     # 5. structured pruning and fine-tuning ---------------------------------------------
     stages.start("structured", f"structured pruning: {cfg.structured_ratio:g} of the channels")
     example = first_example(data.example)
-    small, _ = structured(model, example, ratio=cfg.structured_ratio)
-    before = task.evaluate(small, data, "test")["accuracy"]
-    t0 = time.perf_counter()
-    if cfg.finetune_steps:
-        task.train(small, data, steps=cfg.finetune_steps, lr=ft_lr, clip=ByNorm(threshold))
+    shrunk = Pipeline(
+        Prune(lambda net: structured(net, example, ratio=cfg.structured_ratio)),
+        Measure("before_finetune", test_accuracy),
+        *finetuning,
+    )(Run(model, rule=ByNorm(threshold)))
+    small = shrunk.model
     runs.append(
         _run(
             task,
@@ -328,8 +340,11 @@ def run_demo(
             data,
             "structured",
             cfg,
-            train_seconds=time.perf_counter() - t0,
-            metrics={"before_finetune": before, "requested": cfg.structured_ratio},
+            train_seconds=shrunk.seconds.get("finetune", 0.0),
+            metrics={
+                "before_finetune": shrunk.metrics["before_finetune"],
+                "requested": cfg.structured_ratio,
+            },
             clip_threshold=threshold,
         )
     )

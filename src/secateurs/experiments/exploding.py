@@ -30,6 +30,7 @@ from torch import nn
 
 from secateurs.clip import ClipStats
 from secateurs.clip import make_rule as make_clip_rule
+from secateurs.pipeline import Measure, Pipeline, Run, Train
 from secateurs.train import StepRecord, fit
 from secateurs.zoo.sequence import BASELINE_MSE, TanhRNN, adding_problem
 
@@ -218,21 +219,30 @@ def run_one(rule: str, seed: int, cfg: Config) -> RunResult:
         recurrent_scale=cfg.recurrent_scale,
         generator=torch.Generator().manual_seed(seed),
     )
-    clip = make_rule(rule, cfg)
     tracker = _Tracker()
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    result = fit(
-        model,
-        _batches(cfg, seed),
-        optimizer=optimizer,
-        loss_fn=nn.functional.mse_loss,
-        clip=clip,
-        max_steps=cfg.steps,
-        callbacks=[tracker, _LinearDecay(optimizer, cfg.lr, cfg.steps)],
-    )
+
+    def train(net: nn.Module, clip: Any) -> Any:
+        return fit(
+            net,
+            _batches(cfg, seed),
+            optimizer=optimizer,
+            loss_fn=nn.functional.mse_loss,
+            clip=clip,
+            max_steps=cfg.steps,
+            callbacks=[tracker, _LinearDecay(optimizer, cfg.lr, cfg.steps)],
+        )
+
     x_test, y_test = adding_problem(cfg.test_size, cfg.length, span=cfg.span, seed=999_983)
-    with torch.no_grad():
-        mse = float(nn.functional.mse_loss(model(x_test), y_test))
+
+    def test_mse(net: nn.Module) -> float:
+        with torch.no_grad():
+            return float(nn.functional.mse_loss(net(x_test), y_test))
+
+    run = Pipeline(Train(train), Measure("test_mse", test_mse))(
+        Run(model, rule=make_rule(rule, cfg))
+    )
+    result, mse = run.fits["train"], run.metrics["test_mse"]
     diverged = tracker.diverged or not math.isfinite(mse)
     return RunResult(
         rule=rule,
