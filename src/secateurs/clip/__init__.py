@@ -30,6 +30,7 @@ from secateurs.clip.optim import ClippedOptimizer, wrap
 from secateurs.clip.policy import POLICIES, Policy
 from secateurs.clip.recorder import GradNormRecorder, NormRecord
 from secateurs.clip.schedule import Scheduled
+from secateurs.clip.skip import step_unless
 from secateurs.clip.stats import ClipStats
 from secateurs.clip.telemetry import ClipMonitor
 from secateurs.clip.value import ByValue
@@ -61,6 +62,7 @@ __all__ = [
     "clip_weights_",
     "final_classifier",
     "make_rule",
+    "step_unless",
     "unit_norms",
     "wrap",
 ]

@@ -20,17 +20,37 @@ def clip_global_norm(
     parameters: Target,
     norm_type: float,
     threshold: Callable[[torch.Tensor], torch.Tensor | float],
+    *,
+    stateless: bool = False,
 ) -> ClipStats:
     """Measure the global norm, ask `threshold(total)` for the largest allowed norm, and scale.
 
     The factor is `min(1, threshold / (total + 1e-6))`, applied with one foreach multiply even
     when it is 1 (as PyTorch does). `rule` supplies the name and the non-finite policy, read
-    now (rules read their settings at call time).
+    now (rules read their settings at call time). A `stateless` threshold may see a non-finite
+    norm: then the "skip" policy is decided on the device (no host synchronisation).
     """
     grads = grads_of(parameters)
     if not grads:
         return ClipStats(rule.name, norm_before=0.0, norm_after=0.0, coef=1.0, nonfinite=0)
     total, per = total_norm(grads, norm_type)
+    if rule.nonfinite == "skip" and stateless:
+        bad = count_nonfinite(per)
+        skip = bad > 0
+        limit = threshold(total)
+        # a skipped step keeps its gradients: factor 1 (the caller does not step)
+        coef = torch.where(skip, 1.0, torch.clamp(limit / (total + 1e-6), max=1.0))
+        scale_(grads, coef)
+        return ClipStats(
+            rule.name,
+            norm_before=total,
+            norm_after=total * coef,
+            coef=coef,
+            nonfinite=bad,
+            skipped=skip,
+            clipped=(total > limit) & ~skip,
+            extra={"threshold": limit},
+        )
     if rule.nonfinite is not None and bool(torch.isfinite(total)):
         # The usual case, read from the total alone: every tensor is finite.
         bad: torch.Tensor | int = 0

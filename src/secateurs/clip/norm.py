@@ -78,7 +78,9 @@ class ByNorm(Rule):
     def apply(self, parameters: Target) -> ClipStats:
         if self.scope == "global":
             # a Python float threshold: the same arithmetic as clip_grad_norm_
-            return clip_global_norm(self, parameters, self.norm_type, lambda _: self.max_norm)
+            return clip_global_norm(
+                self, parameters, self.norm_type, lambda _: self.max_norm, stateless=True
+            )
         if self.scope == "layer" and not isinstance(parameters, nn.Module):
             raise TypeError(
                 "scope='layer' needs the model (an nn.Module) to know which parameters belong "
@@ -90,13 +92,15 @@ class ByNorm(Rule):
         grads = [p.grad for p in params]
         per = tensor_norms(grads, self.norm_type)
         bad = count_nonfinite(per)
-        action = apply_policy(self.nonfinite, grads, bad)
+        skip: torch.Tensor | bool = False
+        if self.nonfinite == "skip":  # decided on the device: no host synchronisation
+            action, skip = "ok", bad > 0
+        else:
+            action = apply_policy(self.nonfinite, grads, bad)
         p = self.norm_type
         device = local(grads[0]).device
         per_t = torch.stack([n.to(device) for n in per])
         total = torch.linalg.vector_norm(per_t, p)
-        if action == "skip":
-            return ClipStats.skipped_step(self.name, total, bad)
         if action == "zeroed":
             per = tensor_norms(grads, p)
             per_t = torch.stack([n.to(device) for n in per])
@@ -106,7 +110,10 @@ class ByNorm(Rule):
         else:
             owner = _owners(parameters, params)  # type: ignore[arg-type]
             unit_norms = _group_norms(per_t, owner, p)
-        coefs = torch.clamp(self.max_norm / (unit_norms + 1e-6), max=1.0)
+        keep = torch.as_tensor(skip, device=device)
+        over = (unit_norms > self.max_norm) & ~keep
+        # a skipped step keeps its gradients: factor 1 (the caller does not step)
+        coefs = torch.where(keep, 1.0, torch.clamp(self.max_norm / (unit_norms + 1e-6), max=1.0))
         for g, c in zip(grads, coefs.unbind(), strict=True):
             local(g).mul_(c.to(local(g).dtype))
         after = torch.linalg.vector_norm(per_t * coefs, p)
@@ -116,8 +123,9 @@ class ByNorm(Rule):
             norm_after=after,
             coef=coefs.min(),
             nonfinite=bad,
-            clipped=(unit_norms > self.max_norm).any(),
-            extra={"units_clipped": (unit_norms > self.max_norm).sum()},
+            skipped=skip,
+            clipped=over.any(),
+            extra={"units_clipped": over.sum()},
         )
 
     def _describe(self) -> str:
