@@ -28,7 +28,7 @@ from secateurs.clip.functional import agc, clip_grad_norm, clip_grad_value
 from secateurs.clip.norm import ByNorm
 from secateurs.clip.optim import ClippedOptimizer, wrap
 from secateurs.clip.policy import POLICIES, Policy
-from secateurs.clip.recorder import GradNormRecorder, NormRecord
+from secateurs.clip.recorder import ClipSuggestion, GradNormRecorder, NormRecord
 from secateurs.clip.schedule import Scheduled
 from secateurs.clip.skip import step_unless
 from secateurs.clip.stats import ClipStats
@@ -48,6 +48,7 @@ __all__ = [
     "Chain",
     "ClipMonitor",
     "ClipStats",
+    "ClipSuggestion",
     "ClippedOptimizer",
     "GradNormRecorder",
     "NormRecord",

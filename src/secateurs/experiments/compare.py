@@ -33,9 +33,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.clip import GradNormRecorder
 from secateurs.experiments.scorecard import environment, first_example, measure
 from secateurs.experiments.tracking import (
-    GradMonitor,
     ValidationTracker,
     loss_spikes,
     nonfinite_steps,
@@ -108,8 +108,8 @@ class CompareConfig:
 @dataclass
 class _Trained:
     model: nn.Module
-    monitor: GradMonitor
-    aux_monitor: GradMonitor
+    monitor: GradNormRecorder
+    aux_monitor: GradNormRecorder
 
 
 @dataclass
@@ -159,10 +159,10 @@ class _Runner:
         steps: int,
         lr: float | None = None,
         track: bool = True,
-    ) -> tuple[dict[str, Any], GradMonitor, GradMonitor]:
+    ) -> tuple[dict[str, Any], GradNormRecorder, GradNormRecorder]:
         data = self.data()
-        monitor = GradMonitor(self.rule_for(variant))
-        aux = GradMonitor(self.rule_for(variant, aux=True))
+        monitor = GradNormRecorder(self.rule_for(variant))
+        aux = GradNormRecorder(self.rule_for(variant, aux=True))
         tracker = ValidationTracker(self.task, data, self.eval_every) if track else None
         torch.manual_seed(self.seed)
         t0 = time.perf_counter()
@@ -231,7 +231,7 @@ class _Runner:
             }
         )
 
-    def trace(self, variant: str, monitor: GradMonitor) -> None:
+    def trace(self, variant: str, monitor: GradNormRecorder) -> None:
         if self.seed != self.cfg.first_seed:
             return
         self.out.traces.append(
@@ -239,7 +239,7 @@ class _Runner:
                 "model": self.task.name,
                 "variant": variant,
                 "seed": self.seed,
-                "grad_norm": list(monitor.norms),
+                "grad_norm": list(monitor.record.norms),
                 # a norm threshold only: it is what the trace (a global norm) compares with
                 "threshold": self.thresholds["clip-norm"] if variant == "clip-norm" else None,
                 "clipped_steps": monitor.clipped_steps,
@@ -272,9 +272,9 @@ class _Runner:
         if variant == "baseline":
             # thresholds from the baseline's own gradients (a GAN's critic from its own)
             for mon, out in ((monitor, self.thresholds), (aux, self.aux_thresholds)):
-                if mon.norms:
-                    out["clip-norm"] = mon.percentile(50)
-                    out["clip-value"] = mon.percentile(50, "max_abs")
+                if mon.record.norms:
+                    out["clip-norm"] = mon.record.percentile(50)
+                    out["clip-value"] = mon.record.value_percentile(50)
         info["clip_threshold"] = self.thresholds.get(variant)
         if variant in self.aux_thresholds:
             info["critic_clip_threshold"] = self.aux_thresholds[variant]

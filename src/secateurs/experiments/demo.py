@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.clip import GradNormRecorder
 from secateurs.experiments.scorecard import environment, first_example, measure
 from secateurs.experiments.tracking import (
-    GradMonitor,
     ValidationTracker,
     loss_spikes,
     nonfinite_steps,
@@ -175,7 +175,7 @@ def run_demo(
         percentiles=(cfg.clip_percentile,),
     )
     threshold = suggestion.percentiles[float(cfg.clip_percentile)]
-    monitor = GradMonitor(ByNorm(threshold))
+    monitor = GradNormRecorder(ByNorm(threshold))
     tracker = ValidationTracker(task, data, task.budget.eval_every)
 
     def train(net: nn.Module, rule: Any) -> Any:
@@ -387,7 +387,7 @@ def run_demo(
                 "model": "cnn",
                 "variant": "dense",
                 "seed": seed,
-                "grad_norm": list(monitor.norms),
+                "grad_norm": list(monitor.record.norms),
                 "loss": losses,
                 "threshold": threshold,
                 "clipped_steps": monitor.clipped_steps,
