@@ -34,36 +34,26 @@ def clip_global_norm(
     if not grads:
         return ClipStats(rule.name, norm_before=0.0, norm_after=0.0, coef=1.0, nonfinite=0)
     total, per = total_norm(grads, norm_type)
+    skip: torch.Tensor | None = None
     if rule.nonfinite == "skip" and stateless:
-        bad = count_nonfinite(per)
-        skip = bad > 0
-        limit = threshold(total)
-        # a skipped step keeps its gradients: factor 1 (the caller does not step)
-        coef = torch.where(skip, 1.0, torch.clamp(limit / (total + 1e-6), max=1.0))
-        scale_(grads, coef)
-        return ClipStats(
-            rule.name,
-            norm_before=total,
-            norm_after=total * coef,
-            coef=coef,
-            nonfinite=bad,
-            skipped=skip,
-            clipped=(total > limit) & ~skip,
-            extra={"threshold": limit},
-        )
-    if rule.nonfinite is not None and bool(torch.isfinite(total)):
+        bad: torch.Tensor | int = count_nonfinite(per)
+        skip = bad > 0  # decided on the device; a skipped step keeps factor 1
+    elif rule.nonfinite is not None and bool(torch.isfinite(total)):
         # The usual case, read from the total alone: every tensor is finite.
-        bad: torch.Tensor | int = 0
-        action = "ok"
+        bad = 0
     else:
         bad = count_nonfinite(per)
         action = apply_policy(rule.nonfinite, grads, bad)  # type: ignore[arg-type]
-    if action == "skip":
-        return ClipStats.skipped_step(rule.name, total, bad)
-    if action == "zeroed":
-        total, per = total_norm(grads, norm_type)
+        if action == "skip":
+            return ClipStats.skipped_step(rule.name, total, bad)
+        if action == "zeroed":
+            total, per = total_norm(grads, norm_type)
     limit = threshold(total)
     coef = torch.clamp(limit / (total + 1e-6), max=1.0)
+    clipped = total > limit
+    if skip is not None:
+        coef = torch.where(skip, 1.0, coef)
+        clipped = clipped & ~skip
     scale_(grads, coef)
     return ClipStats(
         rule.name,
@@ -71,7 +61,8 @@ def clip_global_norm(
         norm_after=total * coef,
         coef=coef,
         nonfinite=bad,
-        clipped=total > limit,
+        skipped=False if skip is None else skip,
+        clipped=clipped,
         extra={"threshold": limit},
     )
 
