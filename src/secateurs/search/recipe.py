@@ -7,6 +7,7 @@ clipping rule used while (re)training, the fine-tuning budget, and where it came
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +90,51 @@ def make_clip_rule(setting: ClipSetting) -> Any:
     return clip.make_rule(setting.rule, t)
 
 
+def _none(model: nn.Module, setting: PruneSetting, **_: Any) -> tuple[nn.Module, Any]:
+    return model, None
+
+
+def _unstructured(
+    model: nn.Module, setting: PruneSetting, *, data: Any, sparsity: float | None, **_: Any
+) -> tuple[nn.Module, Any]:
+    from secateurs import prune
+
+    s = setting.sparsity if sparsity is None else sparsity
+    kwargs: dict[str, Any] = {"scope": setting.scope, "criterion": setting.criterion}
+    if data is not None:
+        kwargs["data"] = data
+    if s is not None:
+        return model, prune.unstructured_(model, sparsity=s, **kwargs)
+    return model, prune.unstructured_(model, threshold=setting.threshold, **kwargs)
+
+
+def _nm(model: nn.Module, setting: PruneSetting, *, data: Any, **_: Any) -> tuple[nn.Module, Any]:
+    from secateurs import prune
+
+    return model, prune.nm_(model, n=setting.n, m=setting.m, criterion=setting.criterion, data=data)
+
+
+def _structured(
+    model: nn.Module, setting: PruneSetting, *, example_inputs: Any, data: Any, **_: Any
+) -> tuple[nn.Module, Any]:
+    from secateurs import prune
+
+    if example_inputs is None:
+        raise ValueError("structured pruning needs example_inputs to trace the model")
+    return prune.structured(
+        model, example_inputs, ratio=setting.ratio, importance=setting.importance, data=data
+    )
+
+
+#: a recipe's `method` -> the operation that applies it (the one map from names to operations)
+PRUNING_METHODS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
+    "none": _none,
+    "unstructured": _unstructured,
+    "nm": _nm,
+    "structured": _structured,
+}
+
+
 def apply_pruning(
     model: nn.Module,
     setting: PruneSetting,
@@ -102,29 +148,8 @@ def apply_pruning(
     Unstructured and N:M prune in place (masks); structured pruning returns a new, smaller
     model and needs `example_inputs`. `sparsity` overrides the setting's (used by schedules).
     """
-    from secateurs import prune
-
-    if setting.method == "none":
-        return model, None
-    if setting.method == "unstructured":
-        s = setting.sparsity if sparsity is None else sparsity
-        kwargs: dict[str, Any] = {"scope": setting.scope, "criterion": setting.criterion}
-        if data is not None:
-            kwargs["data"] = data
-        if s is not None:
-            report = prune.unstructured_(model, sparsity=s, **kwargs)
-        else:
-            report = prune.unstructured_(model, threshold=setting.threshold, **kwargs)
-        return model, report
-    if setting.method == "nm":
-        return model, prune.nm_(
-            model, n=setting.n, m=setting.m, criterion=setting.criterion, data=data
-        )
-    if example_inputs is None:
-        raise ValueError("structured pruning needs example_inputs to trace the model")
-    return prune.structured(
-        model, example_inputs, ratio=setting.ratio, importance=setting.importance, data=data
-    )
+    method = PRUNING_METHODS[setting.method]
+    return method(model, setting, example_inputs=example_inputs, data=data, sparsity=sparsity)
 
 
 def apply_recipe(

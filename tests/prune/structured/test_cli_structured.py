@@ -1,4 +1,4 @@
-"""`secateurs prune MODEL --structured`: a smaller model file that loads back."""
+"""`secateurs prune structured MODEL`: a smaller model file that loads back."""
 
 from __future__ import annotations
 
