@@ -82,7 +82,9 @@ def test_no_host_synchronisation_on_cuda():
     opt = wrap(torch.optim.Adam(m.parameters(), fused=True), ByNorm(1.0))
     for p in m.parameters():
         p.grad = torch.randn_like(p)
-    opt.step()  # warm up allocations
+    opt.step()  # warm up allocations and optimizer state
+    for p in m.parameters():
+        p.grad = torch.randn_like(p)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
