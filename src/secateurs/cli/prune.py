@@ -19,6 +19,7 @@ from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     EvalOption,
+    TrustArchOption,
     TrustPickleOption,
     load_cli_model,
     metrics,
@@ -85,7 +86,7 @@ def _start(
     model: Path,
     output: Path,
     arch: str | None,
-    trust_pickle: bool,
+    trust: tuple[bool, bool],
     eval_fn: str | None,
     data: str | None,
     quiet: bool,
@@ -96,7 +97,7 @@ def _start(
             raise ValueError(f"--output {output} is a folder")
         evaluate = resolve_function(eval_fn) if eval_fn else None
         batches = resolve_function(data, "--data")() if data else None
-        net = load_cli_model(model, arch, trust_pickle)
+        net = load_cli_model(model, arch, *trust)  # (trust_pickle, trust_arch)
     return _Job(model, output, arch, net, batches, evaluate, _run_eval(evaluate, net), quiet)
 
 
@@ -162,6 +163,7 @@ def unstructured_cmd(
     data: str | None = DataOption,
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -172,7 +174,7 @@ def unstructured_cmd(
         if scope not in ("global", "layer"):
             raise ValueError(f"--scope must be 'global' or 'layer', got {scope!r}")
         kwargs = _selection(include, exclude, prune_all)
-    job = _start(model, output, arch, trust_pickle, eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
     with user_errors():
         from secateurs.prune import unstructured_
 
@@ -204,6 +206,7 @@ def nm_cmd(
     data: str | None = DataOption,
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -211,7 +214,7 @@ def nm_cmd(
     with user_errors():
         n, m = _parse_nm(pattern)
         kwargs = _selection(include, exclude, prune_all)
-    job = _start(model, output, arch, trust_pickle, eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
     with user_errors():
         from secateurs.prune import nm_
 
@@ -241,13 +244,14 @@ def structured_cmd(
     data: str | None = DataOption,
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Remove whole units for real: a smaller, faster ordinary model."""
     with user_errors():
         shape = _parse_shape(input_shape)
-    job = _start(model, output, arch, trust_pickle, eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
     with user_errors():
         import torch
 
@@ -273,6 +277,7 @@ def recipe_cmd(
     data: str | None = DataOption,
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -288,7 +293,7 @@ def recipe_cmd(
             raise ValueError("the recipe prunes structurally: give --input-shape to trace MODEL")
     if (note := recipe_caveat(settings)) and not quiet:
         typer.echo(note, err=True)
-    job = _start(model, output, arch, trust_pickle, eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
     with user_errors():
         import torch
 

@@ -69,12 +69,15 @@ class Pipeline:
 
 @dataclass(frozen=True)
 class Seed:
-    """Seed torch's global generator: what follows draws the same numbers whatever ran before."""
+    """Seed the random generators, so that what follows draws the same numbers whatever ran
+    before: torch's global generator by default, or whatever `seeder(seed)` seeds (e.g.
+    `secateurs.search.seeding.seed_everything` with a loader's generator)."""
 
     seed: int
+    seeder: Callable[[int], Any] = torch.manual_seed
 
     def __call__(self, run: Run) -> Run:
-        torch.manual_seed(self.seed)
+        self.seeder(self.seed)
         return run
 
 

@@ -25,6 +25,7 @@ from secateurs.measure import accuracy, count_nonzeros, count_parameters
 from secateurs.pipeline.stages import Measure, Pipeline, Prune, Run, Seed, Train
 from secateurs.search.folds import Data, Fold, make_folds
 from secateurs.search.recipe import Recipe, apply_pruning, make_clip_rule
+from secateurs.search.seeding import seed_everything, trial_seed
 from secateurs.search.space import to_recipe
 
 Metric = Callable[[nn.Module, DataLoader], float]
@@ -250,6 +251,8 @@ def evaluate_fold(
         cache=cache,
     )
     example = next(iter(val_loader))[0][:1]
+    # Whether the dense model was trained here or read from the cache must not matter.
+    setting = recipe.model_dump(mode="json", exclude={"source"})
     gradual = recipe.prune.schedule != "one_shot" and finetune_steps > 0
     if gradual and (recipe.prune.method != "unstructured" or recipe.prune.sparsity is None):
         raise ValueError("iterative/cubic schedules apply to unstructured pruning by sparsity")
@@ -266,7 +269,10 @@ def evaluate_fold(
     run = Pipeline(
         Measure("dense", score),
         Measure("params", count_parameters),
-        Seed(seed + fold.index),
+        Seed(
+            trial_seed(seed, fold.index, setting),
+            lambda s: seed_everything(s, train_loader.generator),
+        ),
         *([] if gradual else [Prune(prune_op)]),
         *([Train(finetune, "finetune")] if finetune_steps > 0 else []),
         Measure("metric", score),
