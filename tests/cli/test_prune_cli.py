@@ -246,7 +246,7 @@ def test_structured_importance_gets_the_data(trained, tmp_path, monkeypatch):
     want, _ = structured(
         model, torch.randn(1, 64), ratio=0.5, importance="taylor", data=digits_eval_mod.batches()
     )
-    got = io.load(out)
+    got = io.load(out, trust_arch=True)
     for a, b in zip(got.state_dict().values(), want.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     r = run("prune", "structured", d / "digits.pt", "--arch", ARCH, *args, "-o", out)
@@ -264,6 +264,10 @@ def test_structured_selection_is_protect_not_include(trained, tmp_path):
     assert r.exit_code == 2 and "No such option" in r.output and not out.exists()
     r = run(*base, "--protect", "net.1")
     assert r.exit_code == 0, r.output
-    widths = [m.out_features for m in io.load(out).modules() if isinstance(m, torch.nn.Linear)]
+    widths = [
+        m.out_features
+        for m in io.load(out, trust_arch=True).modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
     full = [m.out_features for m in MLP().modules() if isinstance(m, torch.nn.Linear)]
     assert widths[0] == full[0] and widths[1] < full[1] and widths[-1] == full[-1]
