@@ -36,8 +36,9 @@ def clip_global_norm(
     total, per = total_norm(grads, norm_type)
     skip: torch.Tensor | None = None
     if rule.nonfinite == "skip" and stateless:
-        bad: torch.Tensor | int = count_nonfinite(per)
-        skip = bad > 0  # decided on the device; a skipped step keeps factor 1
+        counted = count_nonfinite(per)
+        bad: torch.Tensor | int = counted
+        skip = counted > 0  # decided on the device; a skipped step keeps factor 1
     elif rule.nonfinite is not None and bool(torch.isfinite(total)):
         # The usual case, read from the total alone: every tensor is finite.
         bad = 0

@@ -131,7 +131,9 @@ def iterative_prune_(
             data=data,
             loss_fn=loss_fn,
         )
-        stages = [Prune(prune_round), *([Train(finetune, "finetune")] if epochs else [])]
+        stages: list[Callable[[Run], Run]] = [Prune(prune_round)]
+        if epochs:
+            stages.append(Train(finetune, "finetune"))
         run = Pipeline(*stages, Measure("eval", evaluate))(run)
         history.append(snapshot(run, r, requested))
     return IterativeResult(history)
