@@ -60,6 +60,7 @@ class AGC(Rule):
     """
 
     name = "agc"
+    threshold_setting = "clip"
 
     def __init__(
         self,
