@@ -41,9 +41,9 @@ def test_suggestions_follow_pascanu_and_percentiles():
     assert rec.mean == pytest.approx(2.5)
     assert rec.percentile(50) == pytest.approx(2.5)
     s = rec.suggest(percentiles=(50,))
-    assert s["by_norm"] == sorted({1.25, 2.5, 5.0, 12.5, 25.0})
-    assert s["autoclip"] == [50.0]
-    assert s["by_value"] == [pytest.approx(0.3)]
+    assert s.by_norm == sorted({1.25, 2.5, 5.0, 12.5, 25.0})
+    assert s.percentiles == {50.0: pytest.approx(2.5)} and s.for_rule("norm") == s.by_norm
+    assert s.by_value == [pytest.approx(0.3)]
 
 
 def test_bad_input():

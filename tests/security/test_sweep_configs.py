@@ -91,7 +91,7 @@ def test_hostile_yaml_files_exit_2(tmp_path):
         load_config(laughs)
     r = _run("sweep", laughs, "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert r.exit_code == 2 and "expands" in r.output
-    r = _run("prune", tmp_path / "x.pt", "--recipe", laughs, "-o", tmp_path / "o.st")
+    r = _run("prune", "recipe", tmp_path / "x.pt", laughs, "-o", tmp_path / "o.st")
     assert r.exit_code == 2 and "expands" in r.output
 
 
