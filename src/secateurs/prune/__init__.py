@@ -11,6 +11,7 @@ from secateurs.prune.criteria import SNIP, Criterion, Magnitude, Movement, Rando
 from secateurs.prune.finetune import IterativeResult, iterative_prune
 from secateurs.prune.mask import Mask
 from secateurs.prune.nm import check_nm, nm
+from secateurs.prune.oneshot import SingularHessianError, sparsegpt_, wanda_
 from secateurs.prune.permanent import make_permanent, remove_masks, sparsity_report
 from secateurs.prune.report import LayerReport, PruneReport
 from secateurs.prune.structured import structured as structured
@@ -29,6 +30,7 @@ __all__ = [
     "PruneReport",
     "PruningCallback",
     "Random",
+    "SingularHessianError",
     "Taylor",
     "check_nm",
     "criteria",
@@ -38,6 +40,8 @@ __all__ = [
     "nm",
     "remove_masks",
     "schedules",
+    "sparsegpt_",
     "sparsity_report",
     "unstructured",
+    "wanda_",
 ]
