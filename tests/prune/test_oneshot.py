@@ -157,7 +157,7 @@ def _block_reference_wanda(model, cal, blocks, names, sparsity):
         sq = {}
         hooks = [
             getattr(block, n).register_forward_pre_hook(
-                lambda m, a, n=n: sq.__setitem__(
+                lambda m, a, n=n, sq=sq: sq.__setitem__(
                     n, sq.get(n, 0) + a[0].reshape(-1, a[0].shape[-1]).double().square().sum(0)
                 )
             )
@@ -182,7 +182,9 @@ def test_blocks_are_fed_the_outputs_of_the_pruned_blocks_before_them():
     torch.manual_seed(3)
     model = char_lm(depth=3, dim=16, heads=2).eval()
     ref = copy.deepcopy(model)
-    cal = [torch.randint(0, 40, (3, 12), generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+    cal = [
+        torch.randint(0, 40, (3, 12), generator=torch.Generator().manual_seed(s)) for s in (0, 1)
+    ]
     prune.wanda_(model, cal, sparsity=0.5, include=["blocks.*.fc1", "blocks.*.fc2"])
     _block_reference_wanda(ref, cal, list(ref.blocks), ["fc1", "fc2"], 0.5)
     for b, rb in zip(model.blocks, ref.blocks, strict=True):
@@ -195,22 +197,40 @@ def _tiny_hf(family):
 
     if family == "llama":
         cfg = tf.LlamaConfig(
-            vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2,
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
         )
         return tf.LlamaForCausalLM(cfg)
     if family == "qwen2":
         cfg = tf.Qwen2Config(
-            vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2,
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
         )
         return tf.Qwen2ForCausalLM(cfg)
     if family == "gpt2":
-        cfg = tf.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=32,
-                            bos_token_id=0, eos_token_id=0)
+        cfg = tf.GPT2Config(
+            vocab_size=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
         return tf.GPT2LMHeadModel(cfg)
     cfg = tf.BertConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
         intermediate_size=64,
     )
     return tf.BertModel(cfg)
@@ -223,8 +243,10 @@ def test_hugging_face_families_prune_block_by_block(family, method):
     model = _tiny_hf(family).eval()
     g = torch.Generator().manual_seed(0)
     cal = [
-        {"input_ids": torch.randint(0, 64, (2, 16), generator=g),
-         "attention_mask": torch.ones(2, 16, dtype=torch.long)}
+        {
+            "input_ids": torch.randint(0, 64, (2, 16), generator=g),
+            "attention_mask": torch.ones(2, 16, dtype=torch.long),
+        }
         for _ in range(2)
     ]
     report = getattr(prune, method)(model, cal, nm=(2, 4))

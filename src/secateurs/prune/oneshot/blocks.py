@@ -57,9 +57,7 @@ def candidates(model: nn.Module, owners: set[int]) -> list[nn.Module]:
         children = list(module)
         if len({type(c) for c in children}) != 1:
             continue
-        held = sum(
-            1 for c in children for sub in c.modules() if id(sub) in owners
-        )
+        held = sum(1 for c in children for sub in c.modules() if id(sub) in owners)
         if held:
             found.append((held, module))
     found.sort(key=lambda x: -x[0])

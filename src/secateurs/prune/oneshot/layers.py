@@ -132,9 +132,7 @@ def recording(all_units: list[Unit], sinks: list[Sink]) -> Iterator[None]:
     for pairs in by_source.values():
         source = pairs[0][0].source
         if isinstance(source, nn.MultiheadAttention):
-            handles.append(
-                source.register_forward_hook(_mha_hook(source, pairs), with_kwargs=True)
-            )
+            handles.append(source.register_forward_hook(_mha_hook(source, pairs), with_kwargs=True))
         else:
             handles.append(source.register_forward_pre_hook(_input_hook(pairs)))
     try:

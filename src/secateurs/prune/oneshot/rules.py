@@ -119,7 +119,7 @@ class SparseGPT:
     def __init__(self, block_size: int = 128, dampening: float = 0.01) -> None:
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-        if not 0 <= dampening:
+        if not dampening >= 0:
             raise ValueError(f"dampening must be >= 0 (e.g. 0.01), got {dampening}")
         self.block_size = block_size
         self.dampening = float(dampening)
@@ -150,7 +150,7 @@ class SparseGPT:
         name: str = "",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(updated weights, keep-mask)."""
-        rows, cols = w.shape
+        cols = w.shape[1]
         n, m = pattern.nm if pattern.nm is not None else (0, 0)
         if m and self.block_size % m:
             raise ValueError(f"block_size {self.block_size} must be a multiple of m={m}")
