@@ -299,3 +299,51 @@ def test_existing_masks_stay_and_count():
     after = get_mask(layer, "weight").mask
     assert not (after & ~before).any()  # nothing pruned comes back
     assert check_nm(layer.weight, 2, 4)
+
+
+def test_the_search_can_use_wanda_and_sparsegpt():
+    from secateurs.search.config import PruneSpace, Space
+    from secateurs.search.crossval import cross_validate
+    from secateurs.search.space import grid_points, to_recipe
+    from secateurs.zoo import MLP, digits_arrays
+
+    space = Space(prune=PruneSpace(method=["wanda", "sparsegpt"], sparsity=[0.5, 0.7]))
+    points = grid_points(space)
+    assert [(p["method"], p["sparsity"]) for p in points] == [
+        ("wanda", 0.5),
+        ("wanda", 0.7),
+        ("sparsegpt", 0.5),
+        ("sparsegpt", 0.7),
+    ]
+    nm_space = Space(prune=PruneSpace(method=["sparsegpt"], nm=["2:4", "4:8"]))
+    assert [to_recipe(p).prune.label() for p in grid_points(nm_space)] == [
+        "2:4 sparsegpt",
+        "4:8 sparsegpt",
+    ]
+    x, y = digits_arrays()
+    data = torch.from_numpy(x[:300]), torch.from_numpy(y[:300])
+    r = cross_validate(lambda: MLP((64, 32, 10)), data, points[2], k=2, train_steps=10)
+    # the hidden layer (64 x 32) loses half its weights; the classifier stays dense
+    assert all(f.nonzeros == r.params - 64 * 32 // 2 for f in r.folds)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_masks():
+    from secateurs.zoo.charlm import char_lm
+
+    torch.manual_seed(5)
+    cpu = char_lm(dim=32, heads=2).eval()
+    gpu = copy.deepcopy(cpu).cuda()
+    cal = [
+        torch.randint(0, 40, (4, 16), generator=torch.Generator().manual_seed(s)) for s in (0, 1)
+    ]
+    for fn in (prune.wanda_, prune.sparsegpt_):
+        a, b = copy.deepcopy(cpu), copy.deepcopy(gpu)
+        fn(a, cal, nm=(2, 4))
+        fn(b, cal, nm=(2, 4))  # the calibration is moved to the model's device
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            if name.endswith(".mask"):
+                agree = (x == y.cpu()).float().mean()
+                assert agree > 0.99, (fn.__name__, name, agree)  # rounding may flip near-ties
+            else:
+                torch.testing.assert_close(x, y.cpu(), rtol=1e-3, atol=1e-3)

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-PruneMethod = Literal["none", "unstructured", "nm", "structured"]
+PruneMethod = Literal["none", "unstructured", "nm", "structured", "wanda", "sparsegpt"]
 Scope = Literal["global", "layer"]
 Schedule = Literal["one_shot", "iterative", "cubic"]
 ClipRule = Literal["none", "value", "norm", "agc", "autoclip", "zclip"]

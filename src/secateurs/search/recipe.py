@@ -42,7 +42,7 @@ class PruneSetting(_Strict):
             raise ValueError("unstructured pruning needs exactly one of sparsity or threshold")
         if self.method == "structured" and self.ratio is None:
             raise ValueError("structured pruning needs a ratio")
-        if self.method == "nm" and not self.n < self.m:
+        if self.method in ("nm", "wanda", "sparsegpt") and not self.n < self.m:
             raise ValueError(f"N:M pruning needs n < m, got {self.n}:{self.m}")
         return self
 
@@ -54,6 +54,9 @@ class PruneSetting(_Strict):
             return f"{self.n}:{self.m} {self.criterion}"
         if self.method == "structured":
             return f"structured ratio {self.ratio:g} {self.importance}"
+        if self.method in ("wanda", "sparsegpt"):
+            amount = f"{self.sparsity:g}" if self.sparsity is not None else f"{self.n}:{self.m}"
+            return f"{amount} {self.method}"
         amount = f"{self.sparsity:g}" if self.sparsity is not None else f"|w|<{self.threshold:g}"
         return f"{amount} {self.scope} {self.criterion}"
 
@@ -130,11 +133,34 @@ def apply_pruning(
         return model, prune.nm(
             model, n=setting.n, m=setting.m, criterion=setting.criterion, data=data
         )
+    if setting.method in ("wanda", "sparsegpt"):
+        s = setting.sparsity if sparsity is None else sparsity
+        amount: dict[str, Any] = (
+            {"sparsity": s} if s is not None else {"nm": (setting.n, setting.m)}
+        )
+        one_shot = prune.wanda_ if setting.method == "wanda" else prune.sparsegpt_
+        return model, one_shot(model, calibration_inputs(data), **amount)
     if example_inputs is None:
         raise ValueError("structured pruning needs example_inputs to trace the model")
     return prune.structured(
         model, example_inputs, ratio=setting.ratio, importance=setting.importance, data=data
     )
+
+
+CALIBRATION_BATCHES = 8
+
+
+def calibration_inputs(data: Any, batches: int = CALIBRATION_BATCHES) -> list[Any]:
+    """The model inputs of the first `batches` batches of `data` ((inputs, targets) pairs or
+    bare inputs): the calibration of the one-shot methods."""
+    if data is None:
+        raise ValueError("wanda and sparsegpt prune from calibration data: pass data=")
+    out = []
+    for batch in data:
+        if len(out) >= batches:
+            break
+        out.append(batch[0] if isinstance(batch, tuple | list) and len(batch) == 2 else batch)
+    return out
 
 
 def apply_recipe(
@@ -150,6 +176,11 @@ def prune_options(recipe: Recipe) -> dict[str, Any]:
     p = recipe.prune
     if p.method == "none":
         raise ValueError("the recipe prunes nothing (method: none); there is nothing to apply")
+    if p.method in ("wanda", "sparsegpt"):
+        raise ValueError(
+            f"a {p.method} recipe needs calibration data, which `secateurs prune` does not take "
+            "yet: apply it in Python with secateurs.search.apply_recipe(model, recipe, data=...)"
+        )
     return {
         "sparsity": p.sparsity if p.method == "unstructured" else None,
         "threshold": p.threshold if p.method == "unstructured" else None,
