@@ -129,9 +129,9 @@ def test_sparsegpt_reconstructs_better_than_wanda_and_magnitude(pattern):
         layer = copy.deepcopy(dense)
         if name == "magnitude":
             if "nm" in pattern:
-                prune.nm(layer, 2, 4, exclude=[])
+                prune.nm_(layer, 2, 4, exclude=[])
             else:
-                prune.unstructured(layer, sparsity=0.5, scope="layer", exclude=[])
+                prune.unstructured_(layer, sparsity=0.5, scope="layer", exclude=[])
         elif name == "wanda":
             prune.wanda_(layer, cal, exclude=[], **pattern)
         else:
@@ -293,7 +293,7 @@ def test_calibration_forms_and_bad_arguments():
 def test_existing_masks_stay_and_count():
     layer = nn.Linear(16, 8)
     x = torch.randn(30, 16)
-    prune.unstructured(layer, sparsity=0.25, scope="layer", exclude=[])
+    prune.unstructured_(layer, sparsity=0.25, scope="layer", exclude=[])
     before = get_mask(layer, "weight").mask.clone()
     prune.sparsegpt_(layer, [x], nm=(2, 4), exclude=[])
     after = get_mask(layer, "weight").mask

@@ -90,9 +90,9 @@ def _train(net, target, ref, rank, steps=3):
 
 def _check_fsdp(rank: int, ties: bool, scope: str) -> None:
     ref = _model(ties)
-    ref_report = prune.unstructured(ref, sparsity=0.6, scope=scope, exclude=[])
+    ref_report = prune.unstructured_(ref, sparsity=0.6, scope=scope, exclude=[])
     net = _shard(_model(ties))
-    report = prune.unstructured(net, sparsity=0.6, scope=scope, exclude=[])
+    report = prune.unstructured_(net, sparsity=0.6, scope=scope, exclude=[])
     for a, b in zip(_masks(net), _masks(ref), strict=True):
         assert torch.equal(a, b), (ties, scope)
     assert [x.nonzeros for x in report.layers] == [x.nonzeros for x in ref_report.layers]
@@ -107,10 +107,10 @@ def _check_ddp(rank: int) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     ref = _model(False)
-    prune.unstructured(ref, sparsity=0.6, scope="global", exclude=[])
+    prune.unstructured_(ref, sparsity=0.6, scope="global", exclude=[])
     net = _model(False)
     wrapped = DistributedDataParallel(net)
-    prune.unstructured(net, sparsity=0.6, scope="global", exclude=[])
+    prune.unstructured_(net, sparsity=0.6, scope="global", exclude=[])
     for a, b in zip(_masks(net), _masks(ref), strict=True):
         assert torch.equal(a, b)
     _train(wrapped, net, ref, rank)

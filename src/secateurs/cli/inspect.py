@@ -9,7 +9,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import user_errors
-from secateurs.cli.loading import MODEL_HELP, ArchOption, TrustPickleOption, load_cli_model
+from secateurs.cli.options import MODEL_HELP, ArchOption, TrustPickleOption, load_cli_model
 
 
 @app.command("inspect")
@@ -26,7 +26,7 @@ def inspect_cmd(
     """
     from secateurs import io
     from secateurs.prune import sparsity_report
-    from secateurs.prune.report import LayerReport, PruneReport
+    from secateurs.prune.summary import LayerReport, PruneReport
 
     with user_errors():
         net = load_cli_model(model, arch, trust_pickle)

@@ -25,7 +25,7 @@ from torch import nn
 
 from secateurs.prune.criteria import Criterion
 from secateurs.prune.mask import Mask, get_mask, register
-from secateurs.prune.report import LayerReport
+from secateurs.prune.summary import LayerReport
 from secateurs.prune.targets import Target
 
 try:

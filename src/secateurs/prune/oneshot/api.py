@@ -31,7 +31,7 @@ from secateurs.prune.oneshot.layers import (
     units,
 )
 from secateurs.prune.oneshot.rules import Pattern, SparseGPT, Wanda
-from secateurs.prune.report import PruneReport
+from secateurs.prune.summary import PruneReport
 from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets
 from secateurs.prune.unstructured import _apply, _layer, check_sparsity
 
