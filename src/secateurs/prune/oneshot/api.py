@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from secateurs._inputs import move_inputs
 from secateurs.prune.mask import get_mask
 from secateurs.prune.oneshot import blocks as blk
 from secateurs.prune.oneshot.layers import (
@@ -111,7 +112,7 @@ def _calibration(calibration: Iterable[Any], device: torch.device) -> list[Any]:
             "calibration must be an iterable of model inputs (a list of batches), not one "
             "batch: wrap it as [batch]"
         )
-    batches = [blk.to_device(b, device) for b in calibration]
+    batches = [move_inputs(b, device) for b in calibration]
     if not batches:
         raise ValueError("calibration is empty: give at least one batch of model inputs")
     return batches

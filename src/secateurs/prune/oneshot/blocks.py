@@ -21,31 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model
+
 Call = tuple[tuple, dict[str, Any]]  # a module's (args, kwargs)
 
 
 class _Stop(Exception):
     """Raised by a hook to end a forward pass early."""
-
-
-def run(model: nn.Module, batch: Any) -> Any:
-    """Call `model` on one calibration item: a tensor, a tuple/list (positional) or a dict."""
-    if isinstance(batch, dict):
-        return model(**batch)
-    if isinstance(batch, tuple | list):
-        return model(*batch)
-    return model(batch)
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """`batch` with every tensor in it moved to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple | list):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
 
 
 def candidates(model: nn.Module, owners: set[int]) -> list[nn.Module]:
@@ -120,7 +102,7 @@ def is_chain(model: nn.Module, blocks: Sequence[nn.Module], batch: Any) -> bool:
         handles.append(b.register_forward_pre_hook(pre(i), with_kwargs=True))
         handles.append(b.register_forward_hook(post(i), with_kwargs=True))
     with _hooks(handles):
-        run(model, batch)
+        call_model(model, batch)
     expected = [(kind, i) for i in range(len(blocks)) for kind in ("in", "out")]
     if [(kind, i) for kind, i, _ in seen] != expected:
         return False
@@ -146,7 +128,7 @@ def capture(model: nn.Module, block: nn.Module, batches: Sequence[Any]) -> list[
     with _hooks([block.register_forward_pre_hook(hook, with_kwargs=True)]):
         for batch in batches:
             try:
-                run(model, batch)
+                call_model(model, batch)
             except _Stop:
                 continue
             raise ValueError(
@@ -164,7 +146,7 @@ def run_until(model: nn.Module, module: nn.Module, batch: Any) -> None:
 
     with _hooks([module.register_forward_hook(stop)]):
         try:
-            run(model, batch)
+            call_model(model, batch)
         except _Stop:
             return
     raise ValueError(f"{type(module).__name__} never ran on the calibration input")
@@ -182,5 +164,5 @@ def execution_order(model: nn.Module, modules: Sequence[nn.Module], batch: Any) 
 
     handles = [m.register_forward_pre_hook(pre(i)) for i, m in enumerate(modules)]
     with _hooks(handles):
-        run(model, batch)
+        call_model(model, batch)
     return sorted(range(len(modules)), key=lambda i: first.get(i, len(modules) + i))
