@@ -347,3 +347,30 @@ def test_cuda_gives_the_cpu_masks():
                 assert agree > 0.99, (fn.__name__, name, agree)  # rounding may flip near-ties
             else:
                 torch.testing.assert_close(x, y.cpu(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bert"])
+def test_replayed_blocks_reproduce_the_models_hidden_states(family):
+    """Block i run on block i-1's output with block 0's captured keywords (masks with padding,
+    position embeddings) gives the hidden states of the model's own forward pass."""
+    from secateurs.prune.oneshot import blocks as blk
+
+    torch.manual_seed(6)
+    model = _tiny_hf(family).eval()
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, 8:] = 0  # padding: the attention mask matters
+    batch = {"input_ids": torch.randint(0, 64, (2, 12)), "attention_mask": mask}
+    owners = {id(m) for m in model.modules() if m.__class__.__name__ in ("Linear", "Conv1D")}
+    stack = list(blk.candidates(model, owners)[0])
+    assert len(stack) == 2 and blk.is_chain(model, stack, batch)
+    outputs = []
+    hook = stack[1].register_forward_hook(lambda m, a, out: outputs.append(blk.output_hidden(out)))
+    with torch.no_grad():
+        want = model(**batch, output_hidden_states=True).hidden_states
+        hook.remove()
+        (call,) = blk.capture(model, stack[0], [batch])
+        torch.testing.assert_close(blk.hidden(call), want[0])
+        first = blk.output_hidden(stack[0](*call[0], **call[1]))
+        torch.testing.assert_close(first, want[1])
+        args, kwargs = blk.with_hidden(call, first)
+        torch.testing.assert_close(blk.output_hidden(stack[1](*args, **kwargs)), outputs[0])
