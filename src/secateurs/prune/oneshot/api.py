@@ -198,12 +198,17 @@ def _prune_target(t: Target, us: list[Unit], stats: list[Any], rule: Rule, p: Pa
 
 
 def _gather(rule: Rule, us: list[Unit], calls: Sequence[Any], forward: Any) -> list[Any]:
-    """Statistics of each unit's inputs over every call of `forward`."""
-    stats = [rule.Statistic(u.in_features, u.target.param.device) for u in us]
-    with recording(us, [s.update for s in stats]):
+    """Statistics of each unit's inputs over every call of `forward`. Units fed the same
+    input (q/k/v projections, gate/up) share one statistic: one Hessian, not three."""
+    shared: dict[tuple[int, str], tuple[Unit, Any]] = {}
+    for u in us:
+        key = (id(u.source), u.which)
+        if key not in shared:
+            shared[key] = (u, rule.Statistic(u.in_features, u.target.param.device))
+    with recording([u for u, _ in shared.values()], [s.update for _, s in shared.values()]):
         for c in calls:
             forward(c)
-    return stats
+    return [shared[(id(u.source), u.which)][1] for u in us]
 
 
 def _one_shot(

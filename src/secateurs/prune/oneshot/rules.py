@@ -70,6 +70,7 @@ class Hessian:
 
     def __init__(self, n: int, device: torch.device) -> None:
         self.h = torch.zeros(n, n, dtype=torch.float64, device=device)
+        self.factor: torch.Tensor | None = None  # set once by SparseGPT (shared by q/k/v)
 
     def update(self, x: torch.Tensor) -> None:
         xf = x.float()
@@ -154,7 +155,9 @@ class SparseGPT:
         n, m = pattern.nm if pattern.nm is not None else (0, 0)
         if m and self.block_size % m:
             raise ValueError(f"block_size {self.block_size} must be a multiple of m={m}")
-        hinv = self.inverse_factor(stat.h, name).to(w.dtype)
+        if stat.factor is None:
+            stat.factor = self.inverse_factor(stat.h, name).to(w.dtype)
+        hinv = stat.factor
         w = w.contiguous().clone()
         drop = torch.zeros(w.shape, dtype=torch.bool, device=w.device)  # True = pruned
         for i1 in range(0, cols, self.block_size):
