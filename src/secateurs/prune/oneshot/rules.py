@@ -150,45 +150,56 @@ class SparseGPT:
         pruned: torch.Tensor | None,
         name: str = "",
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(updated weights, keep-mask)."""
-        cols = w.shape[1]
+        """(updated weights, keep-mask).
+
+        Works on W transposed, so that a column of W is a contiguous row, and spends two
+        kernels per column (the error, and a rank-1 update of the columns left in the block):
+        the column loop is what the time goes to on small layers.
+        """
+        cols, rows = w.shape[1], w.shape[0]
         n, m = pattern.nm if pattern.nm is not None else (0, 0)
         if m and self.block_size % m:
             raise ValueError(f"block_size {self.block_size} must be a multiple of m={m}")
         if stat.factor is None:
             stat.factor = self.inverse_factor(stat.h, name).to(w.dtype)
         hinv = stat.factor
-        w = w.contiguous().clone()
-        drop = torch.zeros(w.shape, dtype=torch.bool, device=w.device)  # True = pruned
+        wt = w.t().contiguous()  # (in, out)
+        dropt = torch.zeros(cols, rows, dtype=torch.bool, device=w.device)  # True = pruned
+        prunedt = None if pruned is None else pruned.t()
         for i1 in range(0, cols, self.block_size):
             i2 = min(i1 + self.block_size, cols)
-            w1 = w[:, i1:i2].clone()
+            w1, drop1 = wt[i1:i2], dropt[i1:i2]  # views: updated in place
             h1 = hinv[i1:i2, i1:i2]
             d = h1.diagonal()
-            p1 = None if pruned is None else pruned[:, i1:i2]
-            err = torch.zeros_like(w1)
-            drop1 = torch.zeros(w1.shape, dtype=torch.bool, device=w.device)
+            p1 = None if prunedt is None else prunedt[i1:i2]
             if pattern.nm is None:
                 assert pattern.sparsity is not None
-                score = _with_pruned(w1.square() / d.square(), p1).reshape(-1)
-                k = round(pattern.sparsity * score.numel())
-                order = torch.argsort(score, stable=True)[:k]
-                drop1.view(-1)[order] = True
+                drop1.copy_(_lowest(w1, d, p1, pattern.sparsity))
+            scale = drop1.to(w.dtype) / d.unsqueeze(1)  # err = w * drop / [H^-1]_jj
+            err = torch.empty_like(w1)
             for i in range(i2 - i1):
                 if m and i % m == 0:
-                    score = _with_pruned(
-                        w1[:, i : i + m].square() / d[i : i + m].square(),
-                        None if p1 is None else p1[:, i : i + m],
-                    )
+                    g = slice(i, i + m)
+                    score = w1[g].square() / d[g].square().unsqueeze(1)
+                    score = _with_pruned(score, None if p1 is None else p1[g]).t()  # (out, m)
                     gone = torch.argsort(score, dim=1, stable=True)[:, : m - n]
-                    drop1.scatter_(1, i + gone, True)
-                col = w1[:, i]
-                q = col.masked_fill(drop1[:, i], 0.0)
-                e = (col - q) / d[i]
-                w1[:, i:] -= e.unsqueeze(1) * h1[i, i:].unsqueeze(0)
-                w1[:, i] = q
-                err[:, i] = e
-            w[:, i1:i2] = w1
-            drop[:, i1:i2] = drop1
-            w[:, i2:] -= err @ hinv[i1:i2, i2:]
-        return w.masked_fill(drop, 0.0), ~drop
+                    group = torch.zeros_like(score, dtype=torch.bool).scatter_(1, gone, True)
+                    drop1[g] = group.t()
+                    scale[g] = drop1[g].to(w.dtype) / d[g].unsqueeze(1)
+                torch.mul(w1[i], scale[i], out=err[i])
+                w1[i:].addr_(h1[i, i:], err[i], alpha=-1)  # compensate the columns left
+            wt[i2:].addmm_(hinv[i1:i2, i2:].t(), err, alpha=-1)  # lazy update of the rest
+        drop = dropt.t()
+        return wt.t().masked_fill(drop, 0.0), ~drop
+
+
+def _lowest(
+    w1: torch.Tensor, d: torch.Tensor, pruned: torch.Tensor | None, sparsity: float
+) -> torch.Tensor:
+    """(block, out) drop-mask of the round(sparsity * size) lowest ``w^2 / [H^-1]_jj^2`` of a
+    block of columns (already pruned weights first; ties: row-major order of W)."""
+    score = _with_pruned(w1.square() / d.square().unsqueeze(1), pruned).t().reshape(-1)
+    k = round(sparsity * score.numel())
+    flat = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
+    flat[torch.argsort(score, stable=True)[:k]] = True
+    return flat.view(w1.shape[1], w1.shape[0]).t()
