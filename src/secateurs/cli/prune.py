@@ -12,6 +12,7 @@ from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     EvalOption,
+    TrustArchOption,
     TrustPickleOption,
     load_cli_model,
     metrics,
@@ -100,6 +101,7 @@ def prune_cmd(
     ),
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -150,7 +152,7 @@ def prune_cmd(
         batches = resolve_function(data, "--data")() if data else None
         if output.exists() and output.is_dir():
             raise ValueError(f"--output {output} is a folder")
-        net = load_cli_model(model, arch, trust_pickle)
+        net = load_cli_model(model, arch, trust_pickle, trust_arch)
 
     before = _run_eval(evaluate, net)
     kwargs: dict = {"include": include or None}
