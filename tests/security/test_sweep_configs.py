@@ -36,7 +36,7 @@ def test_billion_laughs_deep_nesting_and_cycles_are_refused():
     with pytest.raises(ValueError, match="levels deep"):
         safe_load_yaml("[" * 200 + "]" * 200)
     with pytest.raises(ValueError, match="levels deep"):
-        safe_load_yaml("[" * 50_000 + "]" * 50_000)
+        safe_load_yaml("[" * 5_000 + "]" * 5_000)  # past the recursion limit
     with pytest.raises(ValueError, match="cycle"):
         safe_load_yaml("a: &a [*a]")
     assert safe_load_yaml("a: &x {b: 1}\nc: *x") == {"a": {"b": 1}, "c": {"b": 1}}
