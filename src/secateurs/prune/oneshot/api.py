@@ -15,7 +15,7 @@ work as for any other pruning); SparseGPT also updates the weights it keeps.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -107,12 +107,13 @@ def _pattern(sparsity: float | None, nm: tuple[int, int] | None) -> Pattern:
 
 
 def _calibration(calibration: Iterable[Any], device: torch.device) -> list[Any]:
-    if isinstance(calibration, torch.Tensor | dict):
+    if isinstance(calibration, torch.Tensor | Mapping):
         raise TypeError(
             "calibration must be an iterable of model inputs (a list of batches), not one "
             "batch: wrap it as [batch]"
         )
-    batches = [move_inputs(b, device) for b in calibration]
+    # a tokenizer's BatchEncoding is a Mapping but not a dict: keyword inputs all the same
+    batches = [move_inputs(dict(b) if isinstance(b, Mapping) else b, device) for b in calibration]
     if not batches:
         raise ValueError("calibration is empty: give at least one batch of model inputs")
     return batches
