@@ -10,6 +10,7 @@ from secateurs.prune.callback import PruningCallback
 from secateurs.prune.criteria import SNIP, Criterion, Magnitude, Movement, Random, Taylor
 from secateurs.prune.mask import Mask
 from secateurs.prune.nm import check_nm, nm_
+from secateurs.prune.oneshot import SingularHessianError, sparsegpt_, wanda_
 from secateurs.prune.permanent import make_permanent, remove_masks, sparsity_report
 from secateurs.prune.structural import structured as structured
 from secateurs.prune.summary import GroupChange, LayerReport, PruneReport
@@ -28,6 +29,7 @@ __all__ = [
     "PruneReport",
     "PruningCallback",
     "Random",
+    "SingularHessianError",
     "Taylor",
     "check_nm",
     "criteria",
@@ -36,7 +38,9 @@ __all__ = [
     "nm_",
     "remove_masks",
     "schedules",
+    "sparsegpt_",
     "sparsity_report",
     "structured",
     "unstructured_",
+    "wanda_",
 ]

@@ -13,7 +13,9 @@ copy would break the original).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any, cast
 
 import torch
@@ -42,6 +44,35 @@ class Mask(nn.Module):
 def _plist(module: nn.Module, name: str) -> parametrize.ParametrizationList:
     """`module.parametrizations[name]`, typed (torch types module attributes as Tensor | Module)."""
     return cast(parametrize.ParametrizationList, cast(nn.ModuleDict, module.parametrizations)[name])
+
+
+@contextlib.contextmanager
+def _same_parameter() -> Iterator[None]:
+    """Register parametrizations without `original.set_(original)`.
+
+    PyTorch sets the stored tensor to itself when registering (a no-op on the values) and
+    that gives the Parameter a new gradient accumulator: DDP's hooks, registered on the old
+    one, would never fire again, so a model could not be pruned once wrapped by DDP. Here
+    setting a tensor to itself is skipped (PyTorch's own step otherwise).
+    """
+    real = parametrize._maybe_set
+
+    def maybe_set(dest: torch.Tensor, src: torch.Tensor) -> None:
+        if dest is not src:
+            real(dest, src)
+
+    parametrize._maybe_set = maybe_set
+    try:
+        yield
+    finally:
+        parametrize._maybe_set = real
+
+
+def register(module: nn.Module, name: str, mask: Mask) -> None:
+    """Register `mask` as the parametrization of `module.<name>` (pickling and deepcopy kept)."""
+    with _same_parameter():
+        parametrize.register_parametrization(module, name, mask, unsafe=True)
+    _make_serialisable(module)
 
 
 def get_mask(module: nn.Module, name: str) -> Mask | None:
@@ -82,8 +113,7 @@ def apply_mask(module: nn.Module, name: str, keep: torch.Tensor) -> Mask:
                 f"mask shape {tuple(keep.shape)} does not match {name} shape {tuple(tensor.shape)}"
             )
         m = Mask(keep.to(tensor.device))
-        parametrize.register_parametrization(module, name, m, unsafe=True)
-        _make_serialisable(module)
+        register(module, name, m)
     plist = _plist(module, name)
     if len(plist) == 1:  # only our mask: the stored tensor is the weight itself
         with torch.no_grad():
@@ -97,8 +127,7 @@ def share_mask(module: nn.Module, name: str, mask: Mask) -> None:
         return
     if get_mask(module, name) is not None:
         raise ValueError(f"{name} of {type(module).__name__} already has a different mask")
-    parametrize.register_parametrization(module, name, mask, unsafe=True)
-    _make_serialisable(module)
+    register(module, name, mask)
 
 
 def remove_mask(module: nn.Module, name: str, *, apply: bool) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.prune import sharded
 from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import apply_mask, get_mask, share_mask
 from secateurs.prune.select import ScoreFn, select_smallest
@@ -162,6 +163,14 @@ def unstructured_(
     crit.prepare(model, targets, data=data, loss_fn=loss_fn)
 
     with torch.no_grad():
+        if any(sharded.is_sharded(t) for t in targets):  # FSDP2: a collective selection
+            if is_dict:
+                raise ValueError("a model with sharded weights takes scope='global' or 'layer'")
+            layers = sharded.prune(
+                model, crit, targets, sparsity=sparsity, threshold=threshold, scope=scope
+            )
+            method = f"threshold/{crit.name}" if threshold is not None else _name(crit, scope)
+            return PruneReport(layers, sparsity, method)
         if threshold is not None:
             return _by_threshold(crit, targets, float(threshold), force)
         if is_dict:

@@ -33,7 +33,7 @@ from pydantic import (
 
 from secateurs.io.bounded import safe_load_yaml
 
-PruneMethod = Literal["none", "unstructured", "nm", "structured"]
+PruneMethod = Literal["none", "unstructured", "nm", "structured", "wanda", "sparsegpt"]
 Scope = Literal["global", "layer"]
 Schedule = Literal["one_shot", "iterative", "cubic"]
 ClipRule = Literal["none", "value", "norm", "agc", "autoclip", "zclip"]

@@ -44,7 +44,7 @@ class PruneSetting(_Strict):
             raise ValueError("unstructured pruning needs exactly one of sparsity or threshold")
         if self.method == "structured" and self.ratio is None:
             raise ValueError("structured pruning needs a ratio")
-        if self.method == "nm" and not self.n < self.m:
+        if self.method in ("nm", "wanda", "sparsegpt") and not self.n < self.m:
             raise ValueError(f"N:M pruning needs n < m, got {self.n}:{self.m}")
         return self
 
@@ -56,6 +56,9 @@ class PruneSetting(_Strict):
             return f"{self.n}:{self.m} {self.criterion}"
         if self.method == "structured":
             return f"structured ratio {self.ratio:g} {self.importance}"
+        if self.method in ("wanda", "sparsegpt"):
+            amount = f"{self.sparsity:g}" if self.sparsity is not None else f"{self.n}:{self.m}"
+            return f"{amount} {self.method}"
         amount = f"{self.sparsity:g}" if self.sparsity is not None else f"|w|<{self.threshold:g}"
         return f"{amount} {self.scope} {self.criterion}"
 
@@ -127,12 +130,26 @@ def _structured(
     )
 
 
+def _one_shot(
+    model: nn.Module, setting: PruneSetting, *, data: Any, sparsity: float | None, **_: Any
+) -> tuple[nn.Module, Any]:
+    """Wanda / SparseGPT: one shot from calibration inputs (the first batches of `data`)."""
+    from secateurs import prune
+
+    s = setting.sparsity if sparsity is None else sparsity
+    amount: dict[str, Any] = {"sparsity": s} if s is not None else {"nm": (setting.n, setting.m)}
+    one_shot = prune.wanda_ if setting.method == "wanda" else prune.sparsegpt_
+    return model, one_shot(model, calibration_inputs(data), **amount)
+
+
 #: a recipe's `method` -> the operation that applies it (the one map from names to operations)
 PRUNING_METHODS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
     "none": _none,
     "unstructured": _unstructured,
     "nm": _nm,
     "structured": _structured,
+    "wanda": _one_shot,
+    "sparsegpt": _one_shot,
 }
 
 
@@ -151,6 +168,22 @@ def apply_pruning(
     """
     method = PRUNING_METHODS[setting.method]
     return method(model, setting, example_inputs=example_inputs, data=data, sparsity=sparsity)
+
+
+CALIBRATION_BATCHES = 8
+
+
+def calibration_inputs(data: Any, batches: int = CALIBRATION_BATCHES) -> list[Any]:
+    """The model inputs of the first `batches` batches of `data` ((inputs, targets) pairs or
+    bare inputs): the calibration of the one-shot methods."""
+    if data is None:
+        raise ValueError("wanda and sparsegpt prune from calibration data: pass data=")
+    out: list[Any] = []
+    for batch in data:
+        if len(out) >= batches:
+            break
+        out.append(batch[0] if isinstance(batch, tuple | list) and len(batch) == 2 else batch)
+    return out
 
 
 def apply_recipe(

@@ -16,6 +16,7 @@ from typing import Any
 from secateurs.search.config import FloatRange, Space, float_values, parse_nm
 from secateurs.search.recipe import ClipSetting, PruneSetting, Recipe
 
+ONE_SHOT = ("wanda", "sparsegpt")  # calibration methods: a sparsity or an N:M pattern
 Thresholds = Mapping[str, Sequence[float]] | None  # suggested thresholds per clip rule
 
 
@@ -46,6 +47,13 @@ def _prune_choices(space: Space) -> list[dict[str, Any]]:
         elif method == "nm":
             for nm, crit in itertools.product(p.nm, p.criterion):
                 out.append({"method": method, "nm": nm, "criterion": crit})
+        elif method in ONE_SHOT:  # by sparsity when the space gives one, else by N:M
+            if p.sparsity is not None:
+                out.extend(
+                    {"method": method, "sparsity": v} for v in float_values(p.sparsity) or []
+                )
+            else:
+                out.extend({"method": method, "nm": nm} for nm in p.nm)
         else:
             for r, imp in itertools.product(float_values(p.ratio) or [], p.importance):
                 out.append({"method": method, "ratio": r, "importance": imp})
@@ -116,6 +124,11 @@ def suggest(trial: Any, space: Space, clip_thresholds: Thresholds = None) -> dic
     elif method == "nm":
         params["nm"] = trial.suggest_categorical("nm", list(p.nm))
         params["criterion"] = trial.suggest_categorical("criterion", list(p.criterion))
+    elif method in ONE_SHOT:
+        if p.sparsity is not None:
+            params["sparsity"] = _suggest_float(trial, "sparsity", p.sparsity)
+        else:
+            params["nm"] = trial.suggest_categorical("nm", list(p.nm))
     elif method == "structured":
         params["ratio"] = _suggest_float(trial, "ratio", p.ratio)
         params["importance"] = trial.suggest_categorical("importance", list(p.importance))
