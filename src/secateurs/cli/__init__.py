@@ -27,6 +27,7 @@ def _root(
 # (each helper adds its import here)
 import secateurs.cli.compare  # noqa: E402
 import secateurs.cli.demo  # noqa: E402
+import secateurs.cli.export  # noqa: E402
 import secateurs.cli.inspect  # noqa: E402
 import secateurs.cli.prune  # noqa: E402
 import secateurs.cli.report  # noqa: E402

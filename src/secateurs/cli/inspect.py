@@ -8,8 +8,14 @@ from pathlib import Path
 import typer
 
 from secateurs.cli.app import app
-from secateurs.cli.common import user_errors
-from secateurs.cli.loading import MODEL_HELP, ArchOption, TrustPickleOption, load_cli_model
+from secateurs.cli.common import QuietOption, user_errors
+from secateurs.cli.loading import (
+    MODEL_HELP,
+    ArchOption,
+    CodeOption,
+    TrustPickleOption,
+    load_cli_model,
+)
 
 
 @app.command("inspect")
@@ -17,19 +23,21 @@ def inspect_cmd(
     model: Path = typer.Argument(..., help=MODEL_HELP),
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    code: Path | None = CodeOption,
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    quiet: bool = QuietOption,
 ) -> None:
     """Show every parameter tensor: shape, parameters, non-zeros, sparsity and bytes.
 
     For a secateurs file, bytes are what each tensor occupies in the file (packed); for
-    other forms, its dense size in memory.
+    other forms, its dense size in memory. With --quiet only the totals.
     """
     from secateurs import io
     from secateurs.prune import sparsity_report
     from secateurs.prune.report import LayerReport, PruneReport
 
     with user_errors():
-        net = load_cli_model(model, arch, trust_pickle)
+        net = load_cli_model(model, arch, trust_pickle, code)
         report = sparsity_report(net)
         if model.is_file() and io.is_secateurs_file(model):
             stored = io.stored_bytes(model)
@@ -49,7 +57,8 @@ def inspect_cmd(
             out["file_bytes"] = model.stat().st_size
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(report.to_table(title=str(model)))
+    if not quiet:
+        typer.echo(report.to_table(title=str(model)))
     typer.echo(f"compression: {report.compression:.2f}x fewer non-zeros than parameters")
     if model.is_file():
         typer.echo(f"file: {model.stat().st_size:,} bytes")

@@ -11,6 +11,7 @@ from secateurs.cli.common import EXIT_FAILED, QuietOption, fail, user_errors
 from secateurs.cli.loading import (
     MODEL_HELP,
     ArchOption,
+    CodeOption,
     EvalOption,
     TrustPickleOption,
     load_cli_model,
@@ -45,7 +46,20 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 @app.command("prune")
 def prune_cmd(
     model: Path = typer.Argument(..., help=MODEL_HELP),
-    output: Path = typer.Option(..., "--output", "-o", help="The pruned model file to write."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="The pruned model to write: NAME.safetensors (or .secateurs) the compact "
+        "secateurs file; NAME.pt/.pth a torch.save state dict; a folder a Hugging Face one.",
+    ),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="safetensors or pt: the ordinary state dict (masks baked in) for your own class; "
+        "hf; secateurs (the default for .safetensors names). See `secateurs export --help`.",
+    ),
     sparsity: float | None = typer.Option(
         None, "--sparsity", "-s", help="Fraction of the chosen weights to zero, in [0, 1)."
     ),
@@ -100,6 +114,7 @@ def prune_cmd(
     ),
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    code: Path | None = CodeOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -112,6 +127,8 @@ def prune_cmd(
     import torch
 
     from secateurs import io
+    from secateurs.cli.export import describe_export, prune_format
+    from secateurs.io.export import export
     from secateurs.prune import make_permanent
 
     with user_errors():
@@ -148,9 +165,11 @@ def prune_cmd(
         shape = _parse_shape(input_shape) if input_shape is not None else None
         evaluate = resolve_function(eval_fn) if eval_fn else None
         batches = resolve_function(data, "--data")() if data else None
-        if output.exists() and output.is_dir():
+        kind = prune_format(output, fmt)
+        if kind != "hf" and output.is_dir():
             raise ValueError(f"--output {output} is a folder")
-        net = load_cli_model(model, arch, trust_pickle)
+        net = load_cli_model(model, arch, trust_pickle, code)
+    original = net
 
     before = _run_eval(evaluate, net)
     kwargs: dict = {"include": include or None}
@@ -188,8 +207,14 @@ def prune_cmd(
         meta = {"source": str(model), "command": "prune"}
         if before or after:
             meta["eval"] = {"before": before, "after": after}
-        io.save(net, output, arch=arch if arch else None, metadata=meta)
-    typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes)")
+        if kind == "secateurs":
+            io.save(net, output, arch=arch if arch else None, metadata=meta)
+        else:
+            result = export(net, output, kind, reference=original if net is not original else None)
+            if not quiet and result.extra:
+                typer.echo(describe_export(result))
+    size = f" ({output.stat().st_size:,} bytes)" if output.is_file() else ""
+    typer.echo(f"wrote {output}{size}")
 
 
 def _nm(net, pair, criterion, batches, kwargs):

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from secateurs.prune.structured import hf as hf_rules
@@ -96,12 +97,35 @@ def pruned_config(model: nn.Module) -> Any:
     return new
 
 
+def _config_for(model: nn.Module) -> Any:
+    """`pruned_config`, or the model's own config for a family without known blocks; in both
+    cases checked by building the class from it on the meta device."""
+    try:
+        config = pruned_config(model)
+    except ValueError:
+        if _layers(model) or not hasattr(getattr(model, "config", None), "to_dict"):
+            raise
+        config = model.config  # no block we know: nothing structural was changed by us
+    with torch.device("meta"):
+        built = type(model)(copy.deepcopy(config)).state_dict()
+    own = model.state_dict()
+    wrong = sorted(
+        k for k in own if k in built and tuple(built[k].shape) != tuple(own[k].shape)
+    ) + sorted(set(own) ^ set(built))
+    if wrong:
+        raise ValueError(
+            f"the model's config does not describe its layers ({wrong[:3]} differ); save it "
+            "with secateurs.io.save or export safetensors, which lists the layer sizes"
+        )
+    return config
+
+
 def save_pretrained(model: nn.Module, directory: str | os.PathLike, **kwargs: Any) -> Path:
     """``model.save_pretrained`` with the config updated to the pruned shapes.
 
     Raises ValueError (nothing written) when the config cannot express the pruning.
     """
-    config = pruned_config(model)
+    config = _config_for(model)
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     original = model.config
