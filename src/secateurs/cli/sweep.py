@@ -56,6 +56,13 @@ def run(
         None, "--study", help="Study name (default: the config's `study`, else its file name)."
     ),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Local worker processes."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads per worker. Default with one worker: 1 or torch's count, whichever "
+        "trains the model faster here (timed at the start). N workers get cores / N each.",
+    ),
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -68,6 +75,7 @@ def run(
     Ctrl-C or kill -9 loses no completed trial. Several commands (or --workers N) may work
     on one study at once; a different config under the same study name is refused.
     """
+    from secateurs.measure.threads import set_threads
     from secateurs.search.config import load_config
     from secateurs.search.results import render_table, write_results
     from secateurs.search.storage import DEFAULT_STORAGE
@@ -77,6 +85,12 @@ def run(
         cfg = load_config(config)
         name = study or cfg.study or config.stem
         url = storage or DEFAULT_STORAGE
+        if workers > 1 and threads is not None:
+            raise ValueError("--threads is for one worker; N workers get cores / N threads each")
+        if workers == 1:
+            chosen = set_threads(threads, lambda: _threads_for_sweep(cfg))
+            if not quiet:
+                typer.echo(chosen, err=True)
         try:
             outcome = run_sweep(cfg, url, name, workers=workers, progress=not quiet)
         except WorkerError as e:
@@ -102,6 +116,25 @@ def run(
             "; ".join(outcome.errors) + " (completed trials are kept; rerun to resume)",
             EXIT_FAILED,
         )
+
+
+def _threads_for_sweep(cfg):
+    """Time a training step of the sweep's model on a batch of its data (1 vs torch's count)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from secateurs.measure.threads import fastest_threads, training_step
+    from secateurs.search.sources import load_data, model_factory
+
+    with torch.random.fork_rng():
+        model = model_factory(cfg)()
+        data = load_data(cfg)
+        n = cfg.budget.batch_size
+        if isinstance(data, tuple):
+            example = data[0][:n]
+        else:  # a Dataset of (input, label) pairs
+            example = default_collate([data[i] for i in range(min(n, len(data)))])[0]
+        return fastest_threads(training_step(model, example))
 
 
 @sweep_app.command("show")
