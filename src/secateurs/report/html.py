@@ -77,6 +77,14 @@ def fmt_ratio(x: Any) -> str:
     return "–" if v is None else f"{v:.2f}×"
 
 
+def fmt_speedup(row: Mapping[str, Any]) -> str:
+    """The speed-up of a summary row, or "≈1 (noise)" when the baseline and the variant,
+    timed interleaved, could not be told apart (the spread of the ratios contains 1)."""
+    if row.get("speedup_within_noise"):
+        return "≈1 (noise)"
+    return fmt_ratio(row.get("speedup"))
+
+
 def fmt_metric(metric: str, mean: Any, std: Any = None) -> str:
     """Accuracy in percent, other metrics as they are; `± std` where known."""
     m = finite(mean)
@@ -148,7 +156,7 @@ def summary_table(summary: Sequence[Mapping[str, Any]]) -> str:
                 _delta(r),
                 fmt_num(r.get("sparsity"), 3),
                 fmt_ratio(r.get("compression")),
-                fmt_ratio(r.get("speedup")),
+                fmt_speedup(r),
                 fmt_bytes(r.get("file_bytes_mean")),
                 fmt_pm(r.get("steps_to_target_mean"), r.get("steps_to_target_std"), 0),
                 fmt_pm(r.get("clip_rate_mean"), r.get("clip_rate_std"), 2),
@@ -217,7 +225,7 @@ def model_tables(results: Mapping[str, Any], summary: Sequence[Mapping[str, Any]
                     fmt_int(r.get("macs_mean")),
                     fmt_bytes(r.get("file_bytes_mean")),
                     fmt_pm(r.get("latency_ms_mean"), r.get("latency_ms_std"), 3),
-                    fmt_ratio(r.get("speedup")),
+                    fmt_speedup(r),
                     fmt_pm(r.get("steps_to_target_mean"), r.get("steps_to_target_std"), 0),
                     fmt_pm(r.get("loss_spikes_mean"), r.get("loss_spikes_std"), 1),
                     fmt_pm(r.get("nonfinite_steps_mean"), r.get("nonfinite_steps_std"), 1),
