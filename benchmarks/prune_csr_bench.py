@@ -33,7 +33,7 @@ def main() -> None:
     for s in (float(v) for v in args.sparsities.split(",")):
         torch.manual_seed(0)
         lin = nn.Linear(args.size, args.size)
-        prune.unstructured(lin, sparsity=s, exclude=[])
+        prune.unstructured_(lin, sparsity=s, exclude=[])
         prune.make_permanent(lin)
         sparse = io.SparseLinear(lin)
         with torch.no_grad():

@@ -43,7 +43,7 @@ def main() -> None:
         for s in (float(x) for x in args.sparsities.split(",")):
             m = model()
             if s > 0:
-                prune.unstructured(m, sparsity=s, exclude=[])
+                prune.unstructured_(m, sparsity=s, exclude=[])
             p = io.save(m, Path(d) / f"s{s}.safetensors")
             size = os.path.getsize(p)
             kinds = sorted({e["packing"] for e in io.read_header(p)["tensors"].values()})

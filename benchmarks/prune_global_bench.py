@@ -45,7 +45,7 @@ def worker(method: str, layers: int, amount: float) -> dict:
     before = _rss_mb()
     t0 = time.perf_counter()
     if method == "secateurs":
-        report = prune.unstructured(model, sparsity=amount, exclude=[])
+        report = prune.unstructured_(model, sparsity=amount, exclude=[])
         removed = report.params - report.nonzeros
     elif method == "torch":
         tprune.global_unstructured(

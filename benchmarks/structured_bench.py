@@ -29,7 +29,7 @@ from torch import nn
 from secateurs.io.atomic import write_text_atomic
 from secateurs.measure import accuracy, count_macs, count_parameters, measure_latency
 from secateurs.prune import structured
-from secateurs.prune.structured import distill
+from secateurs.prune.structural import distill
 from secateurs.train import fit
 from secateurs.zoo.data import digits
 from secateurs.zoo.models import ResCNN

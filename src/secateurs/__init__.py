@@ -3,7 +3,8 @@
 Submodules: ``clip`` (gradient and weight clipping), ``prune`` (unstructured, N:M and
 structured pruning), ``measure`` (size, MACs, latency, accuracy), ``io`` (safe, compact
 save/load), ``train`` (a small training loop), ``search`` (choosing thresholds by validation),
-``zoo`` (demo models and embedded data) and ``report`` (HTML report).
+``pipeline`` (train -> clip -> prune -> fine-tune -> measure, e.g.
+``iterative_prune_``), ``zoo`` (demo models and embedded data) and ``report`` (HTML report).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+local"
 
-_SUBMODULES = ("clip", "prune", "measure", "io", "train", "search", "zoo", "report")
+_SUBMODULES = ("clip", "prune", "measure", "io", "train", "pipeline", "search", "zoo", "report")
 
 
 def __getattr__(name: str):

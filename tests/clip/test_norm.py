@@ -65,6 +65,26 @@ def test_layer_scope_groups_each_module():
     assert stats.extra["units_clipped"] == len(g0)  # every tensor's group was scaled
 
 
+@pytest.mark.parametrize("p", [1.0, 3.0, math.inf])
+def test_layer_scope_uses_the_rules_p_norm_per_module(p):
+    """Each module's tensors are grouped by the p-norm asked for, not by L2 (float64 reference)."""
+    m = small_model()
+    g0 = set_grads(m.parameters(), seed=5, scale=2.0)
+    ByNorm(0.5, norm_type=p, scope="layer")(m)
+    owners = [mod for mod in m.modules() if list(mod.parameters(recurse=False))]
+    k = 0
+    for mod in owners:
+        own = list(mod.parameters(recurse=False))
+        g = [t.double().flatten() for t in g0[k : k + len(own)]]
+        k += len(own)
+        n = float(torch.linalg.vector_norm(torch.cat(g), p))
+        coef = min(1.0, 0.5 / (n + 1e-6))
+        for param, gi in zip(own, g, strict=True):
+            torch.testing.assert_close(
+                param.grad.double().flatten(), gi * coef, rtol=1e-6, atol=1e-7
+            )
+
+
 def test_layer_scope_needs_a_module():
     m = small_model()
     set_grads(m.parameters())

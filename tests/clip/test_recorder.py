@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from secateurs.clip import GradNormRecorder, NormRecord, record_norms
+from secateurs.clip import GradNormRecorder, NormRecord
+from secateurs.train import record_norms
 
 
 def data(n=6, seed=0):

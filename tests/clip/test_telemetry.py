@@ -24,6 +24,22 @@ def test_summary_counts_clips_skips_and_norms():
     assert summary["norm_max"] == pytest.approx(max(norms[2:]), rel=1e-6)  # last 3, inf excluded
 
 
+def test_nonfinite_counts_steps_not_tensors():
+    """A step with NaN in three tensors is one non-finite step."""
+    monitor = ClipMonitor(ByNorm(1.0))
+    m = small_model()
+    set_grads(m.parameters(), seed=1)
+    for param in list(m.parameters())[:3]:
+        param.grad.view(-1)[0] = math.nan
+    stats = monitor(m)
+    assert stats.nonfinite == 3  # the rule reports tensors...
+    set_grads(m.parameters(), seed=2)
+    monitor(m)
+    summary = monitor.summary()
+    assert summary["nonfinite_steps"] == 1  # ...the monitor counts steps
+    assert summary["skipped"] == 1 and summary["steps"] == 2
+
+
 def test_state_round_trip():
     a = ClipMonitor(ByNorm(1.0), history=4)
     m = small_model()

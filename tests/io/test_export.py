@@ -102,7 +102,7 @@ def test_every_format_loads_in_its_own_ecosystem_without_secateurs(tmp_path):
     torch.save(ids, tmp_path / "ids.pt")
 
     masked = _mlp().eval()
-    prune.unstructured(masked, sparsity=0.7)  # masks live as parametrizations
+    prune.unstructured_(masked, sparsity=0.7)  # masks live as parametrizations
     zeros = (masked[0].weight == 0).sum().item()
     assert zeros > 0
     for name in ("masked.safetensors", "masked.pt"):
@@ -119,10 +119,10 @@ def test_every_format_loads_in_its_own_ecosystem_without_secateurs(tmp_path):
     assert listed["0"]["out_features"] == 16 and listed["4"]["out_features"] == 5
 
     llama = _llama()
-    prune.unstructured(llama, sparsity=0.5)
+    prune.unstructured_(llama, sparsity=0.5)
     export(llama, tmp_path / "llama")
     opt = _opt()
-    prune.unstructured(opt, sparsity=0.5, exclude=[])  # the tied embedding too
+    prune.unstructured_(opt, sparsity=0.5, exclude=[])  # the tied embedding too
     export(opt, tmp_path / "opt", "hf")
     assert not list(tmp_path.glob(".*"))  # no temporary leftovers
 
@@ -151,7 +151,7 @@ def test_plain_state_dict_bakes_masks_and_unties_shared_tensors():
     model = _mlp()
     tied = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10, bias=False))
     tied[1].weight = tied[0].weight
-    prune.unstructured(model, sparsity=0.5)
+    prune.unstructured_(model, sparsity=0.5)
     sd = plain_state_dict(model)
     assert set(sd) == set(_mlp().state_dict())
     assert all(v.is_contiguous() and not v.requires_grad for v in sd.values())

@@ -32,7 +32,7 @@ def test_state_dict_pt_and_nested_and_safetensors(tmp_path):
 
 def test_secateurs_file_needs_nothing(tmp_path):
     m = MLP()
-    prune.unstructured(m, sparsity=0.5)
+    prune.unstructured_(m, sparsity=0.5)
     p = io.save(m, tmp_path / "m.safetensors")
     assert _same(m, io.load_model_any(p))
 

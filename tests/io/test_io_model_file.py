@@ -20,7 +20,7 @@ def _dense_size(model, path):
 def test_round_trip_is_lossless_and_plain(tmp_path):
     torch.manual_seed(0)
     m = MLP((64, 128, 64, 10))
-    prune.unstructured(m, sparsity=0.8)
+    prune.unstructured_(m, sparsity=0.8)
     expected = io.effective_state_dict(m)
     path = io.save(m, tmp_path / "m.safetensors", metadata={"note": "hi"})
     back = io.load(path)
@@ -41,7 +41,7 @@ def test_file_is_at_most_015x_dense_at_90_percent(tmp_path):
     torch.manual_seed(0)
     m = MLP((256, 512, 512, 10))
     dense = _dense_size(m, tmp_path / "dense.safetensors")
-    report = prune.unstructured(m, sparsity=0.9, exclude=[])
+    report = prune.unstructured_(m, sparsity=0.9, exclude=[])
     assert report.sparsity == pytest.approx(0.9, abs=1e-5)
     size = os.path.getsize(io.save(m, tmp_path / "sparse.safetensors"))
     assert size / dense <= 0.15
@@ -81,7 +81,7 @@ def test_tied_weights_stored_once(tmp_path, monkeypatch):
     TiedNet.__module__ = "tied_models_for_test"
     monkeypatch.setitem(sys.modules, "tied_models_for_test", mod)
     m = TiedNet()
-    prune.unstructured(m, sparsity=0.5, exclude=[])
+    prune.unstructured_(m, sparsity=0.5, exclude=[])
     p = io.save(m, tmp_path / "t.safetensors")
     header = io.read_header(p)
     assert header["aliases"] in ({"head.weight": "emb.weight"}, {"emb.weight": "head.weight"})
@@ -92,7 +92,7 @@ def test_tied_weights_stored_once(tmp_path, monkeypatch):
 
 def test_bad_files_give_clear_errors(tmp_path):
     m = MLP((8, 6, 3))
-    prune.unstructured(m, sparsity=0.5)
+    prune.unstructured_(m, sparsity=0.5)
     good = io.save(
         m,
         tmp_path / "good.safetensors",

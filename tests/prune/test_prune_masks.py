@@ -17,7 +17,7 @@ from secateurs.zoo.models import MLP
 def _pruned_mlp(seed=0, sparsity=0.8):
     torch.manual_seed(seed)
     m = MLP((16, 32, 24, 4))
-    prune.unstructured(m, sparsity=sparsity, exclude=[])
+    prune.unstructured_(m, sparsity=sparsity, exclude=[])
     return m
 
 
@@ -42,7 +42,7 @@ def test_pruned_weights_stay_zero_through_100_steps(make_opt):
         opt.zero_grad()
         nn.functional.cross_entropy(m(x), y).backward()
         opt.step()
-    prune.unstructured(m, sparsity=0.8, exclude=[])
+    prune.unstructured_(m, sparsity=0.8, exclude=[])
     pruned = {
         n: ~get_mask(mod, "weight").mask for n, mod in m.named_modules() if get_mask(mod, "weight")
     }
@@ -76,7 +76,7 @@ def test_deepcopy_is_independent():
     assert not parametrize.is_parametrized(b.net[1])
     assert parametrize.is_parametrized(a.net[1])
     assert torch.equal(a(x), b(x))  # the original still works after the copy lost its masks
-    prune.unstructured(b, sparsity=0.95, exclude=[])
+    prune.unstructured_(b, sparsity=0.95, exclude=[])
     assert prune.sparsity_report(a).sparsity < prune.sparsity_report(b).sparsity
 
 
@@ -92,7 +92,7 @@ def test_pickle_and_torch_save_whole_module():
         assert torch.equal(a(x), other(x))
         assert torch.equal(get_mask(other.net[1], "weight").mask, get_mask(a.net[1], "weight").mask)
         # still a live mask: training keeps zeros, and it can be made permanent
-        prune.unstructured(other, sparsity=0.9, exclude=[])
+        prune.unstructured_(other, sparsity=0.9, exclude=[])
         prune.make_permanent(other)
         assert type(other.net[1]) is nn.Linear
 
@@ -107,6 +107,26 @@ def test_torch_compile_matches_eager():
     compiled(x).sum().backward()
     g = a.net[1].parametrizations.weight.original.grad
     assert bool((g[~get_mask(a.net[1], "weight").mask] == 0).all())
+
+
+def test_make_permanent_bakes_the_masks_in():
+    """Whatever the stored weights hold under a mask, the plain module has zeros there."""
+    a = _pruned_mlp()
+    keep = {
+        n: get_mask(mod, "weight").mask.clone()
+        for n, mod in a.named_modules()
+        if get_mask(mod, "weight")
+    }
+    with torch.no_grad():  # e.g. a dense state dict loaded into the masked model
+        for n in keep:
+            a.get_submodule(n).parametrizations.weight.original.fill_(1.0)
+    x = torch.randn(5, 16)
+    y = a(x)
+    prune.make_permanent(a)
+    for n, mask in keep.items():
+        w = a.get_submodule(n).weight
+        assert torch.equal(w == 0, ~mask)
+    assert torch.equal(a(x), y)
 
 
 def test_make_permanent_leaves_plain_module_with_same_parameters():
@@ -128,7 +148,7 @@ def test_make_permanent_leaves_plain_module_with_same_parameters():
 def test_lstm_weights_are_masked_in_forward():
     torch.manual_seed(0)
     lstm = nn.LSTM(8, 12, num_layers=2, bidirectional=True, proj_size=6)
-    report = prune.unstructured(lstm, sparsity=0.6, exclude=[])
+    report = prune.unstructured_(lstm, sparsity=0.6, exclude=[])
     names = {x.name for x in report.layers}
     assert {"weight_ih_l0", "weight_hh_l0", "weight_hr_l0", "weight_ih_l1_reverse"} <= names
     assert not any("bias" in n for n in names)
@@ -146,7 +166,7 @@ def test_lstm_weights_are_masked_in_forward():
 def test_multihead_attention_masks_apply(train):
     torch.manual_seed(0)
     mha = nn.MultiheadAttention(16, 4, batch_first=True)
-    report = prune.unstructured(mha, sparsity=0.7, exclude=[])
+    report = prune.unstructured_(mha, sparsity=0.7, exclude=[])
     assert {x.name for x in report.layers} == {"in_proj_weight", "out_proj.weight"}
     plain = prune.make_permanent(copy.deepcopy(mha))
     mha.train(train)
@@ -172,7 +192,7 @@ class Tied(nn.Module):
 def test_tied_weights_pruned_once_and_stay_tied():
     torch.manual_seed(0)
     m = Tied()
-    report = prune.unstructured(m, sparsity=0.5, exclude=[])
+    report = prune.unstructured_(m, sparsity=0.5, exclude=[])
     assert [x.name for x in report.layers] == ["emb.weight", "mid.weight"]
     assert get_mask(m.emb, "weight") is get_mask(m.head, "weight")
     assert torch.equal(m.emb.weight, m.head.weight)
@@ -197,25 +217,25 @@ def test_targets_include_exclude_and_defaults():
     m = Custom()
     # default: only standard layers; the last Linear stays dense -> nothing to prune
     with pytest.raises(ValueError, match="no prunable"):
-        prune.unstructured(m, sparsity=0.5)
-    r = prune.unstructured(m, sparsity=0.5, include=["kernel"])
+        prune.unstructured_(m, sparsity=0.5)
+    r = prune.unstructured_(m, sparsity=0.5, include=["kernel"])
     assert [x.name for x in r.layers] == ["kernel"]
-    r = prune.unstructured(Custom(), sparsity=0.5, include=["*"], exclude=[])
+    r = prune.unstructured_(Custom(), sparsity=0.5, include=["*"], exclude=[])
     assert {x.name for x in r.layers} == {"kernel", "out.weight"}  # biases, norms never
     with pytest.raises(ValueError, match="matched no prunable"):
-        prune.unstructured(Custom(), sparsity=0.5, include=["kernal"])
+        prune.unstructured_(Custom(), sparsity=0.5, include=["kernal"])
     with pytest.raises(ValueError, match="matched no prunable"):
-        prune.unstructured(MLP(), sparsity=0.5, exclude=["net.9"])
+        prune.unstructured_(MLP(), sparsity=0.5, exclude=["net.9"])
     with pytest.raises(ValueError, match="no prunable"):
-        prune.unstructured(MLP(), sparsity=0.5, exclude=[nn.Linear], include=["net.1"])
+        prune.unstructured_(MLP(), sparsity=0.5, exclude=[nn.Linear], include=["net.1"])
 
 
 def test_default_keeps_last_linear_and_embeddings_dense():
-    r = prune.unstructured(MLP(), sparsity=0.5)
+    r = prune.unstructured_(MLP(), sparsity=0.5)
     assert [x.name for x in r.layers] == ["net.1.weight", "net.3.weight"]
-    r = prune.unstructured(Tied(), sparsity=0.5)
+    r = prune.unstructured_(Tied(), sparsity=0.5)
     assert [x.name for x in r.layers] == ["mid.weight"]
-    r = prune.unstructured(MLP(), sparsity=0.5, exclude=[])
+    r = prune.unstructured_(MLP(), sparsity=0.5, exclude=[])
     assert [x.name for x in r.layers] == ["net.1.weight", "net.3.weight", "net.5.weight"]
 
 
@@ -235,17 +255,17 @@ class Zoo(nn.Module):
 
 
 def test_every_standard_layer_type_is_covered():
-    r = prune.unstructured(Zoo(), sparsity=0.5, exclude=[])
+    r = prune.unstructured_(Zoo(), sparsity=0.5, exclude=[])
     assert {x.name for x in r.layers} == {
         "emb.weight", "c1.weight", "c2.weight", "c3.weight", "t2.weight",
         "gru.weight_ih_l0", "gru.weight_hh_l0", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
         "rnn.weight_ih_l0_reverse", "rnn.weight_hh_l0_reverse", "head.weight",
     }  # fmt: skip
-    r = prune.unstructured(Zoo(), sparsity=0.5)  # default: embedding and last Linear dense
+    r = prune.unstructured_(Zoo(), sparsity=0.5)  # default: embedding and last Linear dense
     assert "emb.weight" not in {x.name for x in r.layers}
     assert "head.weight" not in {x.name for x in r.layers}
     z = Zoo()
-    prune.unstructured(z, sparsity=0.5, include=[nn.GRU, "c2"])
+    prune.unstructured_(z, sparsity=0.5, include=[nn.GRU, "c2"])
     x = torch.randn(4, 2, 8)
     dense = nn.GRU(8, 8)
     dense.load_state_dict(prune.make_permanent(copy.deepcopy(z)).gru.state_dict())

@@ -27,7 +27,7 @@ def test_nm_linear_exact_pattern(n, m):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 8))
     w0 = model[0].weight.detach().clone()
-    report = prune.nm(model, n, m, exclude=[])
+    report = prune.nm_(model, n, m, exclude=[])
     assert report.sparsity == pytest.approx(1 - n / m)
     w = model[0].weight.detach()
     groups = (w != 0).reshape(16, 32 // m, m).sum(-1)
@@ -39,7 +39,7 @@ def test_nm_linear_exact_pattern(n, m):
 def test_nm_conv_groups_along_input_channels():
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 4, 3)
-    prune.nm(conv, 2, 4, exclude=[])
+    prune.nm_(conv, 2, 4, exclude=[])
     nz = (conv.weight != 0).permute(0, 2, 3, 1).reshape(4, 3, 3, 2, 4).sum(-1)
     assert bool((nz == 2).all())
 
@@ -51,9 +51,9 @@ def test_nm_ties_remove_earlier_position_first():
 
 def test_nm_indivisible_and_bad_args():
     with pytest.raises(ValueError, match="divisible by 4"):
-        prune.nm(nn.Linear(10, 4), 2, 4, exclude=[])
+        prune.nm_(nn.Linear(10, 4), 2, 4, exclude=[])
     with pytest.raises(ValueError, match="0 < n < m"):
-        prune.nm(nn.Linear(8, 4), 4, 4, exclude=[])
+        prune.nm_(nn.Linear(8, 4), 4, 4, exclude=[])
 
 
 def test_one_shot_and_iterative_closed_forms():

@@ -4,7 +4,7 @@ with fine-tuning, at least 10x fewer non-zero weights for at most 0.5 points of 
 import pytest
 import torch
 
-from secateurs import prune
+from secateurs import pipeline, prune
 from secateurs.measure import accuracy
 from secateurs.train import fit
 from secateurs.zoo.data import digits
@@ -29,7 +29,7 @@ def test_iterative_magnitude_pruning_keeps_accuracy_at_10x(one_thread):
     base = accuracy(model, test)
     assert base > 0.95
 
-    result = prune.iterative_prune(
+    result = pipeline.iterative_prune_(
         model,
         train,
         target=0.93,

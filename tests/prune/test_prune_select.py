@@ -26,7 +26,7 @@ def _model(sizes, seed=0):
 @pytest.mark.parametrize("amount", [0.3, 0.7, 0.95])
 def test_layer_scope_equals_l1_unstructured(amount):
     ours, ref = _model([20, 30, 40, 5]), _model([20, 30, 40, 5])
-    prune.unstructured(ours, sparsity=amount, scope="layer", exclude=[])
+    prune.unstructured_(ours, sparsity=amount, scope="layer", exclude=[])
     for layer in ref:
         tprune.l1_unstructured(layer, "weight", amount=amount)
     for name, mask in _masks(ours).items():
@@ -37,7 +37,7 @@ def test_layer_scope_equals_l1_unstructured(amount):
 def test_global_scope_equals_global_unstructured(sizes):
     ours, ref = _model(sizes, 1), _model(sizes, 1)
     assert sum(p.numel() for p in ref.parameters()) > select.SAMPLE or sizes[0] == 20
-    prune.unstructured(ours, sparsity=0.8, exclude=[])
+    prune.unstructured_(ours, sparsity=0.8, exclude=[])
     tprune.global_unstructured(
         [(m, "weight") for m in ref], pruning_method=tprune.L1Unstructured, amount=0.8
     )
@@ -50,7 +50,7 @@ def test_conv_and_linear_global_equals_torch():
     make = lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8, 4))  # noqa: E731
     ours, ref = make(), make()
     ref.load_state_dict(ours.state_dict())
-    prune.unstructured(ours, sparsity=0.6, exclude=[])
+    prune.unstructured_(ours, sparsity=0.6, exclude=[])
     tprune.global_unstructured(
         [(ref[0], "weight"), (ref[2], "weight")], pruning_method=tprune.L1Unstructured, amount=0.6
     )

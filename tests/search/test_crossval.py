@@ -44,7 +44,7 @@ def _reference(data, sparsity, k=3, seed=0):
         model = _make()
         fit(model, train, lr=1e-3, epochs=math.ceil(STEPS / len(train)), max_steps=STEPS)
         dense = accuracy(model, val)
-        prune.unstructured(model, sparsity=sparsity)
+        prune.unstructured_(model, sparsity=sparsity)
         out.append((dense, accuracy(model, val), count_nonzeros(model)))
     return out
 

@@ -102,7 +102,7 @@ def test_scan_points_equal_direct_pruning(trained):
             assert r.metric[name][i] == accuracy(_prune_smallest(model, name, k), val)
     alloc = r.suggest(target=0.5)  # per-layer sparsities that prune.unstructured applies
     pruned = copy.deepcopy(model)
-    prune.unstructured(pruned, scope=alloc)
+    prune.unstructured_(pruned, scope=alloc)
     for name, s in alloc.items():
         w = dict(pruned.named_modules())[name.rsplit(".", 1)[0]].weight
         assert float((w == 0).float().mean()) == pytest.approx(s, abs=1.0 / w.numel())

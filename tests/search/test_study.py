@@ -67,7 +67,7 @@ def _reference_means(grid, k=3, steps=80, lr=0.003, seed=0):
         for model, val in trained:
             m = MLP((64, 32, 10))
             m.load_state_dict(model.state_dict())
-            prune.unstructured(m, sparsity=s)
+            prune.unstructured_(m, sparsity=s)
             accs.append(accuracy(m, val))
         means[s] = float(np.mean(accs))
     return float(dense), means

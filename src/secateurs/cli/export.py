@@ -8,7 +8,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import QuietOption, user_errors
-from secateurs.cli.loading import (
+from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     CodeOption,

@@ -9,7 +9,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import QuietOption, user_errors
-from secateurs.cli.loading import (
+from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     CodeOption,
@@ -34,7 +34,7 @@ def inspect_cmd(
     """
     from secateurs import io
     from secateurs.prune import sparsity_report
-    from secateurs.prune.report import LayerReport, PruneReport
+    from secateurs.prune.summary import LayerReport, PruneReport
 
     with user_errors():
         net = load_cli_model(model, arch, trust_pickle, code)

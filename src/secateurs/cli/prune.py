@@ -8,7 +8,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import EXIT_FAILED, QuietOption, fail, user_errors
-from secateurs.cli.loading import (
+from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     CodeOption,
@@ -185,9 +185,9 @@ def prune_cmd(
         elif nm_pair is not None:
             report = _nm(net, nm_pair, criterion, batches, kwargs)
         else:
-            from secateurs.prune import unstructured
+            from secateurs.prune import unstructured_
 
-            report = unstructured(
+            report = unstructured_(
                 net,
                 sparsity=sparsity,
                 threshold=threshold,
@@ -218,10 +218,10 @@ def prune_cmd(
 
 
 def _nm(net, pair, criterion, batches, kwargs):
-    from secateurs.prune import nm as nm_prune
+    from secateurs.prune import nm_
 
     n, m = pair
-    return nm_prune(net, n, m, criterion=criterion, data=batches, **kwargs)
+    return nm_(net, n, m, criterion=criterion, data=batches, **kwargs)
 
 
 def _run_eval(evaluate, net) -> dict[str, float]:

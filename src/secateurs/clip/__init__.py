@@ -10,8 +10,9 @@ before `optimizer.step()`, as `rule(model_or_parameters)`; it clips in place and
     optimizer.step()
 
 `wrap(optimizer, rule)` does the call inside `step()` and skips steps with non-finite
-gradients; `chain(*rules)` composes; `ClipMonitor` summarises; `record_norms` measures the
-norm distribution to choose thresholds; `clip_weights_` clamps weights (WGAN critics).
+gradients; `chain(*rules)` composes; `ClipMonitor` summarises; `GradNormRecorder` records the
+norm distribution to choose thresholds from (`secateurs.train.record_norms` runs it);
+`clip_weights_` clamps weights (WGAN critics).
 """
 
 from secateurs.clip.agc import AGC, final_classifier, unit_norms
@@ -22,7 +23,7 @@ from secateurs.clip.functional import agc, clip_grad_norm, clip_grad_value
 from secateurs.clip.norm import ByNorm
 from secateurs.clip.optim import ClippedOptimizer, wrap
 from secateurs.clip.policy import POLICIES, Policy
-from secateurs.clip.recorder import GradNormRecorder, NormRecord, record_norms
+from secateurs.clip.recorder import GradNormRecorder, NormRecord
 from secateurs.clip.stats import ClipStats
 from secateurs.clip.telemetry import ClipMonitor
 from secateurs.clip.value import ByValue
@@ -50,7 +51,6 @@ __all__ = [
     "clip_grad_value",
     "clip_weights_",
     "final_classifier",
-    "record_norms",
     "unit_norms",
     "wrap",
 ]

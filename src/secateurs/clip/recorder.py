@@ -7,17 +7,15 @@ offers both kinds of candidates; `secateurs.search` validates them.
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
-from secateurs.clip._checks import count, percentile
 from secateurs.clip._checks import norm_type as check_norm_type
+from secateurs.clip._checks import percentile
 from secateurs.clip._grads import Target, grads_of
 from secateurs.clip._norms import tensor_norms, total_norm
 from secateurs.clip.stats import ClipStats
@@ -119,50 +117,3 @@ class GradNormRecorder:
             max_abs=[float(v) for v in state["max_abs"]],
             norm_type=float(state.get("norm_type", self.norm_type)),
         )
-
-
-def record_norms(
-    model: nn.Module,
-    data: Iterable,
-    steps: int = 100,
-    *,
-    optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
-    lr: float = 1e-3,
-    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
-    norm_type: float | str = 2.0,
-    train: bool = True,
-    copy_model: bool = True,
-) -> NormRecord:
-    """Run up to `steps` optimizer steps (or backward passes) and record the gradient norms.
-
-    - `train=True` trains (by default a deep copy of `model`, so yours is unchanged) with
-      `optimizer(params)` (default Adam(lr)) without clipping, recording each step's norms:
-      the distribution a clip threshold should be chosen from.
-    - `train=False` only computes gradients batch by batch (weights fixed).
-    `data` yields (inputs, targets) batches; it is cycled if it runs out.
-    """
-    from secateurs.train import fit
-
-    steps = count("steps", steps)
-    net = copy.deepcopy(model) if copy_model else model
-    recorder = GradNormRecorder(norm_type, skip_step=not train)
-    params = [p for p in net.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no parameters that require gradients")
-    if train:
-        opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
-    else:
-        opt = torch.optim.SGD(params, lr=0.0)  # never stepped: the recorder skips every step
-    while len(recorder.record.norms) < steps:
-        before = len(recorder.record.norms)
-        fit(
-            net,
-            data,
-            optimizer=opt,
-            loss_fn=loss_fn,
-            clip=recorder,
-            max_steps=steps - before,
-        )
-        if len(recorder.record.norms) == before:
-            raise ValueError("data yielded no batches; pass a non-empty iterable of batches")
-    return recorder.record

@@ -14,7 +14,7 @@ For every model and seed the same initial weights and the same batch order train
 - ``clip-norm+prune``: the ``clip-norm`` model, pruned like ``prune-unstructured`` and
   fine-tuned with the same clipping.
 
-Every variant is measured the same way on the test split (see `measuring.measure`); a
+Every variant is measured the same way on the test split (see `scorecard.measure`); a
 variant that cannot run on a model (for example structured pruning of an unsupported
 layer) is recorded with its error instead of silently dropped.
 """
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.experiments.measuring import environment, first_example, measure
+from secateurs.experiments.scorecard import environment, first_example, measure
 from secateurs.experiments.tracking import (
     GradMonitor,
     ValidationTracker,
@@ -283,20 +283,20 @@ class _Runner:
         self.record(variant, model, info)
 
     def prune_and_finetune(self, variant: str) -> None:
-        from secateurs.prune import make_permanent, sparsity_report, unstructured
+        from secateurs.prune import make_permanent, sparsity_report, unstructured_
 
         source = "clip-norm" if variant == "clip-norm+prune" else "baseline"
         model = copy.deepcopy(self.trained[source].model)
         dep = self.task.deployable(model)
         if variant == "prune-structured":
-            from secateurs.prune.structured import structured
+            from secateurs.prune.structural import structured
 
             example = first_example(self.data().example)
             pruned, _ = structured(dep, example, ratio=self.task.structured_ratio)
             model = replace_deployable(self.task, model, pruned)
             requested = self.task.structured_ratio
         else:
-            unstructured(dep, sparsity=self.task.prune_sparsity)
+            unstructured_(dep, sparsity=self.task.prune_sparsity)
             requested = self.task.prune_sparsity
         before = self.task.evaluate(model, self.data(), "test")[self.task.metric]
         lr = self.task.budget.lr * self.cfg.finetune_lr_factor
@@ -322,14 +322,14 @@ class _Runner:
 
     def sparsity_curve(self, source: str) -> None:
         """One-shot magnitude pruning of a trained model at each sparsity, no fine-tuning."""
-        from secateurs.prune import unstructured
+        from secateurs.prune import unstructured_
 
         data = self.data()
         for s in self.cfg.sparsities:
             model = copy.deepcopy(self.trained[source].model)
             x = 0.0
             if s > 0:
-                x = unstructured(self.task.deployable(model), sparsity=s).sparsity
+                x = unstructured_(self.task.deployable(model), sparsity=s).sparsity
             value = self.task.evaluate(model, data, "val")[self.task.metric]
             self.out.curve_points.append(
                 {"model": self.task.name, "source": source, "seed": self.seed, "x": x, "y": value}

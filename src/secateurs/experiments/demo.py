@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.experiments.measuring import environment, first_example, measure
+from secateurs.experiments.scorecard import environment, first_example, measure
 from secateurs.experiments.tracking import (
     GradMonitor,
     ValidationTracker,
@@ -150,8 +150,8 @@ def run_demo(
     """Run the demo, writing everything into `out_dir`; see the module docstring."""
     from secateurs.clip import ByNorm
     from secateurs.io import load, save
-    from secateurs.prune import make_permanent, sparsity_report, unstructured
-    from secateurs.prune.structured import structured
+    from secateurs.prune import make_permanent, sparsity_report, unstructured_
+    from secateurs.prune.structural import structured
     from secateurs.report import dump_json, write_report
     from secateurs.search import Recipe, cross_validate, sensitivity_scan, suggest_clip_thresholds
     from secateurs.search.recipe import ClipSetting, PruneSetting
@@ -284,7 +284,7 @@ def run_demo(
     ft_lr = task.budget.lr * cfg.finetune_lr_factor
     stages.start("finetune", f"pruning to sparsity {chosen:g} and fine-tuning")
     sparse = copy.deepcopy(model)
-    unstructured(sparse, sparsity=chosen)
+    unstructured_(sparse, sparsity=chosen)
     before = task.evaluate(sparse, data, "test")["accuracy"]
     t0 = time.perf_counter()
     if cfg.finetune_steps:

@@ -157,7 +157,7 @@ _LEAF_TYPES: tuple[tuple[type[nn.Module], Callable[[Any], dict[str, Any]]], ...]
 # Layers outside torch.nn that a description may rebuild: class path -> shape attributes.
 _EXTRA_LEAVES: dict[str, tuple[str, ...]] = {
     "transformers.pytorch_utils:Conv1D": ("nf", "nx"),
-    "secateurs.prune.structured.modules:HeadPrunedAttention": (
+    "secateurs.prune.structural.modules:HeadPrunedAttention": (
         "embed_dim",
         "num_heads",
         "head_dim",

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.prune.structured import hf as hf_rules
+from secateurs.prune.structural import hf as hf_rules
 
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

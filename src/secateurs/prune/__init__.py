@@ -8,20 +8,19 @@ keeps working with `state_dict`, `deepcopy`, pickling and `torch.compile`;
 from secateurs.prune import criteria, schedules
 from secateurs.prune.callback import PruningCallback
 from secateurs.prune.criteria import SNIP, Criterion, Magnitude, Movement, Random, Taylor
-from secateurs.prune.finetune import IterativeResult, iterative_prune
 from secateurs.prune.mask import Mask
-from secateurs.prune.nm import check_nm, nm
+from secateurs.prune.nm import check_nm, nm_
 from secateurs.prune.permanent import make_permanent, remove_masks, sparsity_report
-from secateurs.prune.report import LayerReport, PruneReport
-from secateurs.prune.structured import structured as structured
+from secateurs.prune.structural import structured as structured
+from secateurs.prune.summary import GroupChange, LayerReport, PruneReport
 from secateurs.prune.targets import DEFAULT, find_targets
-from secateurs.prune.unstructured import unstructured
+from secateurs.prune.unstructured import unstructured_
 
 __all__ = [
     "DEFAULT",
     "SNIP",
     "Criterion",
-    "IterativeResult",
+    "GroupChange",
     "LayerReport",
     "Magnitude",
     "Mask",
@@ -33,11 +32,11 @@ __all__ = [
     "check_nm",
     "criteria",
     "find_targets",
-    "iterative_prune",
     "make_permanent",
-    "nm",
+    "nm_",
     "remove_masks",
     "schedules",
     "sparsity_report",
-    "unstructured",
+    "structured",
+    "unstructured_",
 ]

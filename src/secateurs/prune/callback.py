@@ -8,10 +8,10 @@ from typing import Any
 from torch import nn
 
 from secateurs.prune.criteria import Criterion, LossFn, Movement, get_criterion
-from secateurs.prune.report import PruneReport
 from secateurs.prune.schedules import Schedule
+from secateurs.prune.summary import PruneReport
 from secateurs.prune.targets import DEFAULT, Selector, _Default
-from secateurs.prune.unstructured import Scope, unstructured
+from secateurs.prune.unstructured import Scope, unstructured_
 
 
 class PruningCallback:
@@ -63,7 +63,7 @@ class PruningCallback:
         target = self.schedule(self.steps)
         if target <= self.current:
             return None
-        report = unstructured(model, sparsity=target, criterion=self.criterion, **self.kwargs)
+        report = unstructured_(model, sparsity=target, criterion=self.criterion, **self.kwargs)
         self.current = target
         self.reports.append((self.steps, report))
         return report

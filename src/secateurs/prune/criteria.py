@@ -1,7 +1,7 @@
 """Importance criteria: small objects whose `score(target)` rates every weight (higher = keep).
 
 A criterion that needs data (Taylor, SNIP) or training (movement) also has `prepare`, which
-`prune.unstructured` calls once before scoring. Adding a criterion means adding one class here
+`prune.unstructured_` calls once before scoring. Adding a criterion means adding one class here
 (and, for a name usable from the CLI, one entry in `CRITERIA`).
 """
 

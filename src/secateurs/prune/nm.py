@@ -17,7 +17,7 @@ from torch import nn
 
 from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import get_mask
-from secateurs.prune.report import PruneReport
+from secateurs.prune.summary import PruneReport
 from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets
 from secateurs.prune.unstructured import _apply, _layer
 
@@ -47,7 +47,7 @@ def nm_keep(scores: torch.Tensor, n: int, m: int, dim: int) -> torch.Tensor:
     return keep.reshape(moved.shape).movedim(-1, dim).contiguous()
 
 
-def nm(
+def nm_(
     model: nn.Module,
     n: int = 2,
     m: int = 4,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from secateurs.prune.mask import masked_modules, remove_mask
-from secateurs.prune.report import LayerReport, PruneReport
+from secateurs.prune.summary import LayerReport, PruneReport
 
 
 def make_permanent(model: nn.Module) -> nn.Module:

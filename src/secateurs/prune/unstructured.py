@@ -12,8 +12,8 @@ from torch import nn
 
 from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import apply_mask, get_mask, share_mask
-from secateurs.prune.report import LayerReport, PruneReport
 from secateurs.prune.select import ScoreFn, select_smallest
+from secateurs.prune.summary import LayerReport, PruneReport
 from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets
 
 Scope = str | Mapping[str, float]
@@ -107,7 +107,7 @@ def _dict_sparsities(
     return per
 
 
-def unstructured(
+def unstructured_(
     model: nn.Module,
     *,
     sparsity: float | None = None,

@@ -1,6 +1,6 @@
 """Clipping thresholds from data: a short warm-up run records the gradient norms.
 
-`secateurs.clip.record_norms` trains a copy of the model without clipping and records each
+`secateurs.train.record_norms` trains a copy of the model without clipping and records each
 step's global L2 gradient norm and largest |gradient element|. From them come:
 - norm thresholds (for ByNorm): percentiles of the norms, as AutoClip chooses its threshold
   (Seetharaman et al., 2020), and 0.5x to 10x the average norm, the range Pascanu et al.
@@ -82,7 +82,7 @@ def suggest_clip_thresholds(
 ) -> ClipSuggestion:
     """Train a copy of `model` for `steps` steps (Adam(lr), no clipping), recording gradient
     norms, and suggest thresholds for ByNorm and ByValue."""
-    from secateurs.clip import record_norms
+    from secateurs.train import record_norms
 
     if any(not 0 < p <= 100 for p in percentiles):
         raise ValueError(f"percentiles must lie in (0, 100], got {list(percentiles)}")

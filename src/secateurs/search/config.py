@@ -152,7 +152,7 @@ class PruneSpace(_Strict):
     @field_validator("importance")
     @classmethod
     def _importance(cls, v: list[str]) -> list[str]:
-        from secateurs.prune.structured.importance import CRITERIA
+        from secateurs.prune.structural.importance import CRITERIA
 
         unknown = [name for name in v if name not in CRITERIA]
         if unknown:

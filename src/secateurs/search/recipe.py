@@ -122,12 +122,12 @@ def apply_pruning(
         if data is not None:
             kwargs["data"] = data
         if s is not None:
-            report = prune.unstructured(model, sparsity=s, **kwargs)
+            report = prune.unstructured_(model, sparsity=s, **kwargs)
         else:
-            report = prune.unstructured(model, threshold=setting.threshold, **kwargs)
+            report = prune.unstructured_(model, threshold=setting.threshold, **kwargs)
         return model, report
     if setting.method == "nm":
-        return model, prune.nm(
+        return model, prune.nm_(
             model, n=setting.n, m=setting.m, criterion=setting.criterion, data=data
         )
     if example_inputs is None:

@@ -1,7 +1,7 @@
 """Sensitivity scan: prune one layer at a time over a grid, measure the validation metric.
 
 The curves show which layers tolerate pruning; `SensitivityResult.suggest` turns them
-into per-layer sparsities (a dict that ``prune.unstructured(model, scope=dict)`` applies)
+into per-layer sparsities (a dict that ``prune.unstructured_(model, scope=dict)`` applies)
 for an accuracy tolerance, a target overall sparsity, or both.
 """
 
@@ -234,7 +234,7 @@ def sensitivity_scan(
     - `data`: validation batches (a DataLoader or a pair of tensors).
     - `sparsities` (default 0.1..0.95) or `thresholds` (|w| < t removed) form the grid.
     - `layers`: parameter names or glob patterns (default: every prunable weight that
-      ``prune.unstructured`` would choose by default).
+      ``prune.unstructured_`` would choose by default).
     - `calibration`: batches for criteria that need gradients (taylor, snip).
     """
     from secateurs import prune
@@ -278,7 +278,7 @@ def sensitivity_scan(
             for v in grid:
                 pruned = copy.deepcopy(model)
                 amount = {"threshold": v, "force": True} if kind == "threshold" else {"sparsity": v}
-                report = prune.unstructured(
+                report = prune.unstructured_(
                     pruned,
                     scope="layer",
                     criterion=criterion,

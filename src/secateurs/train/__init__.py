@@ -2,6 +2,7 @@
 
 from secateurs.train.callbacks import HistoryCallback, LogCallback, format_step
 from secateurs.train.loop import Callback, FitResult, StepRecord, fit
+from secateurs.train.norms import record_norms
 
 __all__ = [
     "Callback",
@@ -11,4 +12,5 @@ __all__ = [
     "StepRecord",
     "fit",
     "format_step",
+    "record_norms",
 ]

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.prune.structured import find_groups, surgery
-from secateurs.prune.structured.surgery import parameter_slices
+from secateurs.prune.structural import find_groups, surgery
+from secateurs.prune.structural.surgery import parameter_slices
 
 
 def call(model: nn.Module, x: Any) -> Any:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from secateurs.prune import structured
-from secateurs.prune.structured import BNScalePenalty, DistillLoss, distill
+from secateurs.prune.structural import BNScalePenalty, DistillLoss, distill
 from secateurs.train import fit
 from secateurs.zoo.models import MLP, ResCNN
 
@@ -58,7 +58,7 @@ def test_round_to_protect_limits_and_global() -> None:
     assert _widths(pruned) == [270, 50, 10]
     pruned, report = structured(model, X, ratio=0.5, global_ratio=True)
     assert sum(g.before - g.after for g in report.groups) == 200
-    assert report.global_ratio
+    assert report.method == "structured/l2/global"
 
 
 def test_zero_ratio_is_identity_and_report_is_plain() -> None:

@@ -18,7 +18,7 @@ from secateurs.prune.criteria import Criterion, LossFn
 from secateurs.prune.permanent import sparsity_report
 from secateurs.prune.schedules import iterative
 from secateurs.prune.targets import DEFAULT, Selector, _Default
-from secateurs.prune.unstructured import Scope, unstructured
+from secateurs.prune.unstructured import Scope, unstructured_
 
 EvalFn = Callable[[nn.Module], dict[str, float]]
 
@@ -73,7 +73,7 @@ class IterativeResult:
         return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
 
 
-def iterative_prune(
+def iterative_prune_(
     model: nn.Module,
     data: Iterable,
     *,
@@ -111,7 +111,7 @@ def iterative_prune(
     history = [snapshot(0, 0.0, 0.0)]
     for r in range(1, rounds + 1):
         requested = iterative(r - 1, target=target, rounds=rounds, every=1)
-        report = unstructured(
+        report = unstructured_(
             model,
             sparsity=requested,
             scope=scope,

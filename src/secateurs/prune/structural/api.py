@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -12,58 +11,9 @@ from torch import nn
 
 from secateurs._inputs import call_model
 from secateurs.measure import count_macs, count_parameters
-from secateurs.prune.structured import graph, groups, rules, select, surgery
-from secateurs.prune.structured import importance as importance_mod
-
-
-@dataclass
-class GroupChange:
-    name: str
-    kind: str
-    before: int
-    after: int
-    modules: list[str]
-
-
-@dataclass
-class StructuredReport:
-    """What structured pruning removed and what it saved."""
-
-    ratio: float
-    importance: str
-    global_ratio: bool
-    params_before: int
-    params_after: int
-    macs_before: int | None
-    macs_after: int | None
-    groups: list[GroupChange] = field(default_factory=list)
-    kept: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    traced: bool = True
-
-    @property
-    def mac_reduction(self) -> float | None:
-        if not self.macs_before or not self.macs_after:
-            return None
-        return self.macs_before / self.macs_after
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"mac_reduction": self.mac_reduction}
-
-    def to_table(self) -> str:
-        lines = [f"{'group':<40} {'kind':<14} {'before':>7} {'after':>7}"]
-        for g in self.groups:
-            lines.append(f"{g.name:<40} {g.kind:<14} {g.before:>7} {g.after:>7}")
-        lines.append(f"parameters: {self.params_before:,} -> {self.params_after:,}")
-        if self.macs_before is not None and self.macs_after is not None:
-            lines.append(
-                f"MACs: {self.macs_before:,} -> {self.macs_after:,} "
-                f"({self.mac_reduction:.2f}x fewer)"
-            )
-        for name, reason in sorted(self.kept.items()):
-            lines.append(f"kept {name}: {reason}")
-        lines.extend(self.notes)
-        return "\n".join(lines)
+from secateurs.prune.structural import graph, groups, rules, select, surgery
+from secateurs.prune.structural import importance as importance_mod
+from secateurs.prune.summary import GroupChange, PruneReport
 
 
 def _shapes(out: Any) -> Any:
@@ -123,7 +73,7 @@ def structured(
     data: Iterable | None = None,
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
     seed: int = 0,
-) -> tuple[nn.Module, StructuredReport]:
+) -> tuple[nn.Module, PruneReport]:
     """Return a smaller copy of `model` with `ratio` of the units of each prunable group removed.
 
     Units are output channels/neurons (with everything that depends on them: the next layers'
@@ -215,10 +165,9 @@ def structured(
             "protect the modules involved and report it"
         )
     pruned.train(was_training)
-    report = StructuredReport(
-        ratio=ratio,
-        importance=importance,
-        global_ratio=global_ratio,
+    report = PruneReport(
+        requested=ratio,
+        method=f"structured/{importance}" + ("/global" if global_ratio else ""),
         params_before=params_before,
         params_after=count_parameters(pruned),
         macs_before=macs_before,

@@ -1,9 +1,14 @@
-"""What a pruning operation did: per layer and in total, parameters, non-zeros, sparsity."""
+"""What a pruning operation did: one report type for every operation.
+
+Masking operations (`unstructured_`, `nm_`, ...) fill `layers` (per tensor: size, non-zeros,
+sparsity); `structured`, which removes units for real, also fills `groups` (units per group
+before and after) and the model's parameter and MAC counts before and after.
+"""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -38,12 +43,49 @@ class LayerReport:
 
 
 @dataclass(frozen=True)
+class GroupChange:
+    """One structural group (channels, neurons, heads, hidden units): units before and after."""
+
+    name: str
+    kind: str
+    before: int
+    after: int
+    modules: list[str]
+
+
+@dataclass(frozen=True)
 class PruneReport:
-    """Per-layer results plus totals; `requested` is the overall sparsity asked for, if any."""
+    """What a pruning operation did.
+
+    `requested` is the overall sparsity (or, for `structured`, the ratio of units) asked for;
+    `method` names the operation and its criterion or importance. `layers` lists masked tensors;
+    `groups`, the parameter and MAC counts, `kept` (what could not be pruned, and why), `notes`
+    and `traced` describe a structural removal and stay empty/None for masking operations.
+    """
 
     layers: list[LayerReport] = field(default_factory=list)
     requested: float | None = None
     method: str = ""
+    groups: list[GroupChange] = field(default_factory=list)
+    params_before: int | None = None
+    params_after: int | None = None
+    macs_before: int | None = None
+    macs_after: int | None = None
+    kept: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    traced: bool = True
+
+    @property
+    def structural(self) -> bool:
+        """True when the operation removed units (the model changed size)."""
+        return self.params_before is not None
+
+    @property
+    def mac_reduction(self) -> float | None:
+        """macs_before / macs_after (None when either is unknown)."""
+        if not self.macs_before or not self.macs_after:
+            return None
+        return self.macs_before / self.macs_after
 
     @property
     def params(self) -> int:
@@ -70,6 +112,20 @@ class PruneReport:
         raise KeyError(f"no layer {name!r} in the report; layers: {[x.name for x in self.layers]}")
 
     def as_dict(self) -> dict[str, Any]:
+        if self.structural:
+            return {
+                "method": self.method,
+                "requested": self.requested,
+                "params_before": self.params_before,
+                "params_after": self.params_after,
+                "macs_before": self.macs_before,
+                "macs_after": self.macs_after,
+                "mac_reduction": self.mac_reduction,
+                "groups": [asdict(g) for g in self.groups],
+                "kept": dict(self.kept),
+                "notes": list(self.notes),
+                "traced": self.traced,
+            }
         return {
             "method": self.method,
             "layers": [layer.as_dict() for layer in self.layers],
@@ -84,6 +140,8 @@ class PruneReport:
 
     def to_table(self, *, rich: bool = False, title: str | None = None) -> str:
         """A table as text: plain aligned columns, or rich's box drawing with `rich=True`."""
+        if self.structural:
+            return self._structural_table(title)
         show_req = any(layer.requested is not None for layer in self.layers)
         show_bytes = any(layer.nbytes is not None for layer in self.layers)
         header = ["layer", "shape", "params", "nonzeros", "sparsity"]
@@ -141,6 +199,22 @@ class PruneReport:
 
         lines = [title] if title else []
         lines += [fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows), fmt(total)]
+        return "\n".join(lines)
+
+    def _structural_table(self, title: str | None) -> str:
+        lines = [title] if title else []
+        lines.append(f"{'group':<40} {'kind':<14} {'before':>7} {'after':>7}")
+        for g in self.groups:
+            lines.append(f"{g.name:<40} {g.kind:<14} {g.before:>7} {g.after:>7}")
+        lines.append(f"parameters: {self.params_before:,} -> {self.params_after:,}")
+        if self.macs_before is not None and self.macs_after is not None:
+            lines.append(
+                f"MACs: {self.macs_before:,} -> {self.macs_after:,} "
+                f"({self.mac_reduction:.2f}x fewer)"
+            )
+        for name, reason in sorted(self.kept.items()):
+            lines.append(f"kept {name}: {reason}")
+        lines.extend(self.notes)
         return "\n".join(lines)
 
     @staticmethod

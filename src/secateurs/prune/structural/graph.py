@@ -25,8 +25,8 @@ import torch.fx as fx
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from secateurs.prune.structured.modules import HeadPrunedAttention
-from secateurs.prune.structured.rules import is_local_rule_module
+from secateurs.prune.structural.modules import HeadPrunedAttention
+from secateurs.prune.structural.rules import is_local_rule_module
 
 
 class UnionFind:

@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 
-from secateurs.prune.structured.groups import Group
+from secateurs.prune.structural.groups import Group
 
 
 def check_ratio(ratio: float, what: str = "ratio") -> float:

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from secateurs.prune.structured.groups import Slice
-from secateurs.prune.structured.modules import HeadPrunedAttention
+from secateurs.prune.structural.groups import Slice
+from secateurs.prune.structural.modules import HeadPrunedAttention
 
 
 def is_conv1d(m: nn.Module) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from secateurs.prune.structured.groups import Group, Slice, Unit
+from secateurs.prune.structural.groups import Group, Slice, Unit
 
 
 def _has(module: nn.Module, *paths: str) -> bool:

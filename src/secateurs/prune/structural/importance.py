@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from secateurs._inputs import call_model
-from secateurs.prune.structured.groups import Group, Unit
-from secateurs.prune.structured.surgery import is_conv1d, parameter_slices
+from secateurs.prune.structural.groups import Group, Unit
+from secateurs.prune.structural.surgery import is_conv1d, parameter_slices
 
 CRITERIA = ("l1", "l2", "bn", "taylor", "activation", "random")
 

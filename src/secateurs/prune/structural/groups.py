@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 if TYPE_CHECKING:
-    from secateurs.prune.structured.graph import Analysis
+    from secateurs.prune.structural.graph import Analysis
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from secateurs.prune.structured import hf
-from secateurs.prune.structured.groups import Group, Slice, Unit
-from secateurs.prune.structured.modules import HeadPrunedAttention
+from secateurs.prune.structural import hf
+from secateurs.prune.structural.groups import Group, Slice, Unit
+from secateurs.prune.structural.modules import HeadPrunedAttention
 
 _TORCH_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
