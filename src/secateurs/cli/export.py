@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -54,7 +55,39 @@ def prune_format(output: Path, fmt: str | None) -> str:
     return kind
 
 
-def describe_export(result) -> str:
+PruneFormatOption = typer.Option(
+    None,
+    "--format",
+    "-f",
+    help="safetensors or pt: the ordinary state dict (masks baked in) for your own class; "
+    "hf: a save_pretrained folder; secateurs: the compact file (the default for a "
+    ".safetensors name; .pt/.pth names write pt).",
+)
+
+
+def write_pruned(
+    net: Any,
+    output: Path,
+    kind: str,
+    *,
+    arch: str | None,
+    metadata: dict[str, Any],
+    reference: Any = None,
+    quiet: bool = False,
+) -> str:
+    """Write a pruned model as `prune -o OUTPUT` does (`kind` from `prune_format`) and return
+    what to print: the path and size, and any layer-size file written beside it."""
+    from secateurs.io.export import export
+
+    result = export(net, output, kind, arch=arch, metadata=metadata, reference=reference)
+    size = f" ({output.stat().st_size:,} bytes)" if output.is_file() else ""
+    lines = [f"wrote {output}{size}"]
+    if result.extra and not quiet:
+        lines[1:] = describe_export(result).splitlines()[1:]
+    return "\n".join(lines)
+
+
+def describe_export(result: Any) -> str:
     """One line per written file, plus the ONNX parity and the layer-size note."""
     what = {
         "safetensors": "state dict (safetensors)",

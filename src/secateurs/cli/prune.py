@@ -8,6 +8,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import EXIT_FAILED, QuietOption, fail, user_errors
+from secateurs.cli.export import PruneFormatOption
 from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
@@ -53,13 +54,7 @@ def prune_cmd(
         help="The pruned model to write: NAME.safetensors (or .secateurs) the compact "
         "secateurs file; NAME.pt/.pth a torch.save state dict; a folder a Hugging Face one.",
     ),
-    fmt: str | None = typer.Option(
-        None,
-        "--format",
-        "-f",
-        help="safetensors or pt: the ordinary state dict (masks baked in) for your own class; "
-        "hf; secateurs (the default for .safetensors names). See `secateurs export --help`.",
-    ),
+    fmt: str | None = PruneFormatOption,
     sparsity: float | None = typer.Option(
         None, "--sparsity", "-s", help="Fraction of the chosen weights to zero, in [0, 1)."
     ),
@@ -126,9 +121,7 @@ def prune_cmd(
     """
     import torch
 
-    from secateurs import io
-    from secateurs.cli.export import describe_export, prune_format
-    from secateurs.io.export import export
+    from secateurs.cli.export import prune_format, write_pruned
     from secateurs.prune import make_permanent
 
     with user_errors():
@@ -207,14 +200,11 @@ def prune_cmd(
         meta = {"source": str(model), "command": "prune"}
         if before or after:
             meta["eval"] = {"before": before, "after": after}
-        if kind == "secateurs":
-            io.save(net, output, arch=arch if arch else None, metadata=meta)
-        else:
-            result = export(net, output, kind, reference=original if net is not original else None)
-            if not quiet and result.extra:
-                typer.echo(describe_export(result))
-    size = f" ({output.stat().st_size:,} bytes)" if output.is_file() else ""
-    typer.echo(f"wrote {output}{size}")
+        reference = original if net is not original else None
+        written = write_pruned(
+            net, output, kind, arch=arch, metadata=meta, reference=reference, quiet=quiet
+        )
+    typer.echo(written)
 
 
 def _nm(net, pair, criterion, batches, kwargs):
