@@ -35,7 +35,16 @@ import secateurs.cli.sweep  # noqa: E402, F401
 
 
 def main() -> None:
-    app()
+    """The `secateurs` command: a missing optional package is one line naming its extra."""
+    from secateurs.cli.common import fail, missing_extra
+
+    try:
+        app()
+    except ImportError as e:
+        line = missing_extra(e)
+        if line is None:
+            raise
+        raise SystemExit(fail(line).exit_code) from None
 
 
 __all__ = ["app", "main"]

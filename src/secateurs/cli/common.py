@@ -18,6 +18,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
+# Optional packages and the extra that installs each (pyproject.toml's optional-dependencies).
+EXTRAS = {
+    "optuna": "search",
+    "sqlalchemy": "search",
+    "psycopg2": "search",
+    "matplotlib": "report",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "transformers": "hf",
+    "sentence_transformers": "hf",
+}
+
 QuietOption = typer.Option(False, "--quiet", "-q", help="Print only errors and final paths.")
 
 
@@ -27,12 +40,21 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
+def missing_extra(error: ImportError) -> str | None:
+    """'optuna is not installed: pip install "secateurs[search]"' for an optional package."""
+    name = (error.name or "").split(".")[0]
+    extra = EXTRAS.get(name)
+    return f'{name} is not installed: pip install "secateurs[{extra}]"' if extra else None
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors that bad input raises into a one-line message and exit code 2."""
     try:
         yield
-    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError, PermissionError) as e:
+    except ImportError as e:
+        raise fail(missing_extra(e) or str(e) or type(e).__name__) from None
+    except (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         raise fail(str(msg) or type(e).__name__) from None
     except KeyboardInterrupt:
