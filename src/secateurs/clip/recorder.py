@@ -33,7 +33,15 @@ class NormRecord:
 
     def _finite(self, values: list[float]) -> torch.Tensor:
         t = torch.tensor(values, dtype=torch.float64)
-        return t[torch.isfinite(t)]
+        finite = t[torch.isfinite(t)]
+        if finite.numel() and not bool((finite != 0).any()):
+            raise ValueError(
+                f"all {finite.numel()} recorded gradients are zero: the loss does not depend on "
+                "the weights, so it is probably the wrong loss for the task (a loss on detached "
+                "or argmax outputs, or targets of the wrong kind); a clipping threshold of 0 "
+                "would stop training. Pass the task's loss (loss_fn=)"
+            )
+        return finite
 
     @property
     def mean(self) -> float:
@@ -64,13 +72,12 @@ class NormRecord:
         (percentiles of the per-step max |g|)."""
         qs = [percentile("percentiles", q) for q in percentiles]
         mean = self.mean
-        by_norm = sorted(
-            {round(mean * f, 12) for f in PASCANU_FACTORS} | {self.percentile(q) for q in qs}
-        )
-        return {
-            "by_norm": by_norm,
+        by_norm = {round(mean * f, 12) for f in PASCANU_FACTORS} | {self.percentile(q) for q in qs}
+        by_value = {self.value_percentile(q) for q in qs}
+        return {  # a threshold of 0 would zero every gradient: never suggested
+            "by_norm": sorted(v for v in by_norm if v > 0),
             "autoclip": qs,
-            "by_value": sorted({self.value_percentile(q) for q in qs}),
+            "by_value": sorted(v for v in by_value if v > 0),
         }
 
     def as_dict(self) -> dict[str, Any]:
