@@ -6,6 +6,7 @@ import typer
 
 from secateurs import __version__
 from secateurs.cli.app import app
+from secateurs.cli.common import reflow_help
 
 
 def _version(value: bool) -> None:
@@ -32,6 +33,8 @@ import secateurs.cli.inspect  # noqa: E402
 import secateurs.cli.prune  # noqa: E402
 import secateurs.cli.report  # noqa: E402
 import secateurs.cli.sweep  # noqa: E402, F401
+
+reflow_help(app)  # after every command registered itself
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ Exit codes that scripts can trust:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from collections.abc import Iterator
 
@@ -38,6 +39,34 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print `message` on stderr and return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def reflow(text: str) -> str:
+    """A docstring as help text: paragraphs kept, the lines of each joined into one, so that
+    the terminal wraps whole sentences (typer would keep the source's line breaks and, in a
+    narrow terminal, break lines mid-sentence). Lines starting with "-" stay list items."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    out = []
+    for para in paragraphs:
+        lines: list[str] = []
+        for line in para.splitlines():
+            if lines and not line.lstrip().startswith("- "):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.strip())
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """`reflow` the help of every command and command group registered on `app`."""
+    for info in app.registered_commands:
+        text = info.help or (info.callback.__doc__ if info.callback else None)
+        if text:
+            info.help = reflow(text)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
 
 
 def missing_extra(error: ImportError) -> str | None:
