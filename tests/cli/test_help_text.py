@@ -35,7 +35,8 @@ def test_reflow_joins_lines_keeps_paragraphs_and_list_items():
 def test_every_command_help_is_reflowed_and_renders_narrow():
     seen = 0
     for path, info in _commands(app):
-        for para in (info.help or "").split("\n\n"):
+        shown = info.help or (info.callback.__doc__ if info.callback else "") or ""
+        for para in shown.split("\n\n"):
             lines = para.split("\n")
             assert all(line.startswith("- ") for line in lines[1:]), (path, para)
         result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "60"})
