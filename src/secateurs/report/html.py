@@ -26,7 +26,8 @@ nav a:hover { text-decoration: underline; }
 table { border-collapse: collapse; margin: 8px 0 4px; font-size: 12.5px; width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: right;
          white-space: nowrap; }
-th { background: #f3f5f7; font-weight: 600; position: sticky; top: 0; }
+th { background: #f3f5f7; font-weight: 600; position: sticky; top: 0; white-space: normal;
+     vertical-align: bottom; }
 td.l, th.l { text-align: left; }
 td.num { font-variant-numeric: tabular-nums; }
 tr.base td { background: #f7fafc; font-weight: 600; }

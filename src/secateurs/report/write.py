@@ -157,7 +157,7 @@ def write_report(
         ),
         "pareto": (
             plots.pareto_figure(summary, palette),
-            "Metric against non-zero parameters, mean ± std over seeds; dashed: Pareto front.",
+            plots.pareto_caption(summary),
         ),
         "layers": (
             plots.layers_figure(res.get("layers", []), palette),
