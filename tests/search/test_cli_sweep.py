@@ -32,12 +32,15 @@ def finished(tmp_path_factory):
 def test_sweep_config_runs_and_writes_results(finished):
     d, _, result = finished
     assert result.exit_code == 0, result.output
-    for name in ("trials.csv", "results.json", "best-recipe.yaml"):
+    for name in ("trials.csv", "results.json", "best-recipe.yaml", "report.html"):
         assert (d / "out" / name).is_file()
         assert f"{d / 'out' / name}" in result.output
     data = json.loads((d / "out" / "results.json").read_text())
     assert data["study"] == "small" and len(data["trials"]) == 3
     assert "sweep:" not in result.output  # --quiet: no progress bar
+    page = (d / "out" / "report.html").read_text()
+    assert "study small" in page and all(f"#{t['trial']} " in page for t in data["trials"])
+    assert "dense - tolerance" in page and "chosen: trial" in page  # the curve and its marks
 
 
 def test_sweep_show_prints_the_table_and_lists_studies(finished):

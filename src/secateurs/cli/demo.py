@@ -70,7 +70,10 @@ def clipping_demo(opts: DemoOptions) -> None:
         return
     typer.echo(result.table())  # the result itself, also when quiet without --out
     if opts.out is not None:
-        typer.echo(f"wrote {opts.out / 'clipping.json'} and {opts.out / 'clipping.csv'}")
+        typer.echo(
+            f"wrote {opts.out / 'clipping.json'}, {opts.out / 'clipping.csv'} and "
+            f"{opts.out / 'report.html'}"
+        )
 
 
 def _write_results(out: Path, result) -> None:
@@ -83,6 +86,10 @@ def _write_results(out: Path, result) -> None:
     writer.writerows(runs)
     write_text_atomic(out / "clipping.json", text)
     write_text_atomic(out / "clipping.csv", buf.getvalue())
+    from secateurs.report import write_report
+    from secateurs.report.documents import clipping_document
+
+    write_report(clipping_document(data), out / "report.html")
 
 
 def _finite(obj: object) -> object:

@@ -111,6 +111,8 @@ def run(
             console.print("no setting stayed within the tolerance")
     for kind, path in paths.items():
         typer.echo(f"{kind}: {path}")
+    if paths and "report" not in paths:
+        typer.echo('report: skipped (matplotlib is not installed: pip install "secateurs[report]")')
     if outcome.errors:
         raise fail(
             "; ".join(outcome.errors) + " (completed trials are kept; rerun to resume)",
@@ -186,3 +188,5 @@ def show(
     console.print("trials: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(states.items())))
     for kind, path in paths.items():
         typer.echo(f"{kind}: {path}")
+    if paths and "report" not in paths:
+        typer.echo('report: skipped (matplotlib is not installed: pip install "secateurs[report]")')

@@ -62,6 +62,8 @@ def trial_rows(study: Any, *, complete_only: bool = False) -> list[dict[str, Any
         row.update({k: v for k, v in params.items() if k not in PARAM_ORDER})
         result = t.user_attrs.get("result") or {}
         row.update({k: result.get(k) for k in FIGURES if k in result})
+        if t.state.name == "COMPLETE":
+            row["setting"] = _setting(row)
         if "skipped" in t.user_attrs:
             row["note"] = t.user_attrs["skipped"]
         rows.append(row)
@@ -166,7 +168,8 @@ def best_recipe(study: Any) -> Any:
 
 
 def write_results(study: Any, out_dir: str | Path) -> dict[str, Path]:
-    """Write trials.csv, results.json, pareto.csv (multi-objective) and best-recipe.yaml."""
+    """Write trials.csv, results.json, pareto.csv (multi-objective), best-recipe.yaml and
+    report.html (when matplotlib, the `report` extra, is installed)."""
     out = Path(out_dir)
     data = summary(study)
     paths = {
@@ -178,6 +181,18 @@ def write_results(study: Any, out_dir: str | Path) -> dict[str, Path]:
     recipe = best_recipe(study)
     if recipe is not None:
         paths["recipe"] = save_recipe(recipe, out / "best-recipe.yaml")
+    from secateurs.report import write_report
+    from secateurs.report.documents import sweep_document
+
+    config = stored_config(study)
+    higher = config is None or config.objective.metric == "accuracy"
+    try:
+        paths["report"] = write_report(
+            sweep_document(data, higher_is_better=higher), out / "report.html"
+        ).html
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "matplotlib":
+            raise  # only the missing report extra skips the report
     return paths
 
 
