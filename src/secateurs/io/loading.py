@@ -115,19 +115,22 @@ def _torch_load_weights(path: Path, trust_pickle: bool, code: ModuleType | None 
                 f"{path} pickles {found or 'Python objects'}, not only tensors (a whole model "
                 "saved with torch.save(model)?); unpickling runs code from the file, so it is "
                 "refused. If you trust the file, pass --trust-pickle"
-                + (f" and --code FILE, the script that defines {found}" if found else "")
+                + (
+                    f" and --code FILE, the script that defines {found}"
+                    if found and found.startswith("__main__.")
+                    else ""
+                )
             ) from None
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e2:
+            if found and found.startswith("__main__.") and isinstance(e2, AttributeError):
+                raise ValueError(
+                    f"{path} was pickled from a script: {found} is not defined here; pass "
+                    "--code FILE naming that script (code= in Python) so its classes load"
+                ) from None
             raise ValueError(
                 f"{path} could not be unpickled ({type(e2).__name__}: {_first_line(e2)})"
-                + (
-                    f"; it was saved from a script: pass --code FILE naming the script that "
-                    f"defines {found}"
-                    if found and found.startswith("__main__.")
-                    else ""
-                )
             ) from None
     except (RuntimeError, EOFError, OSError) as e:
         raise ValueError(f"{path} is not a readable PyTorch file ({_first_line(e)})") from None
