@@ -96,6 +96,13 @@ def _torch_load_weights(path: Path, trust_pickle: bool, code: ModuleType | None 
         magic = f.read(4)
     if magic[:2] != b"PK" and magic[:1] != b"\x80":  # neither torch's zip nor a raw pickle
         raise ValueError(f"{path} is not a readable PyTorch file (unknown format)")
+    if _is_torchscript(path):
+        if not trust_pickle:
+            raise ValueError(
+                f"{path} is a TorchScript archive (torch.jit.save): it holds compiled code, so "
+                "it is refused; if you trust the file, pass --trust-pickle (trust_pickle=True)"
+            )
+        return torch.jit.load(str(path), map_location="cpu")
     if code is not None:  # trusted: the user's classes resolve pickle's __main__ lookups
         try:
             return torch_load_with_code(path, code)
@@ -134,6 +141,18 @@ def _torch_load_weights(path: Path, trust_pickle: bool, code: ModuleType | None 
             ) from None
     except (RuntimeError, EOFError, OSError) as e:
         raise ValueError(f"{path} is not a readable PyTorch file ({_first_line(e)})") from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    """torch.jit.save archives are zip files with a ``code/`` folder and ``constants.pkl``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
 def pickled_global(error: BaseException) -> str | None:

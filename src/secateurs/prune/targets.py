@@ -191,6 +191,11 @@ def find_targets(
     against the parameter name (``"encoder.*.weight"``) or the module name (``"net.1"``).
     A pattern that matches nothing is a ValueError (it is almost always a typo).
     """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "a TorchScript module's layers are compiled, so they cannot take pruning masks; "
+            "prune the original nn.Module (its class with the state dict) instead"
+        )
     inc = _check_selectors(include, "include") if include is not None else None
     default_exclude = isinstance(exclude, _Default)
     exc = [] if default_exclude else _check_selectors(exclude, "exclude")  # type: ignore[arg-type]
