@@ -22,8 +22,14 @@ def test_missing_extra_is_one_line_naming_it(missing, argv, extra, monkeypatch, 
         '{"runs": [{"model": "m", "variant": "baseline", "seed": 0, "metric": "accuracy", '
         '"value": 0.9}]}'
     )
-    for name in [m for m in sys.modules if m == missing or m.startswith(missing + ".")]:
-        monkeypatch.delitem(sys.modules, name)
+    users = {"matplotlib": "secateurs.report.plots"}  # our module that imports it at the top
+    for name in [
+        m for m in sys.modules if m in (missing, users.get(missing)) or m.startswith(missing + ".")
+    ]:
+        monkeypatch.delitem(sys.modules, name)  # restored after the test
+        parent, _, leaf = name.rpartition(".")
+        if parent in sys.modules:  # `from package import leaf` reads the attribute first
+            monkeypatch.delattr(sys.modules[parent], leaf, raising=False)
     monkeypatch.setitem(sys.modules, missing, None)  # import fails as if not installed
     monkeypatch.setattr(sys, "argv", ["secateurs", *argv])
     with pytest.raises(SystemExit) as exit_info:

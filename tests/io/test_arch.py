@@ -8,13 +8,17 @@ import pytest
 import torch
 from torch import nn
 
-from secateurs.io.arch import describe, rebuild
+from secateurs.io.arch import UntrustedArchitecture, describe, rebuild
 from secateurs.zoo.models import MLP, ResCNN
 
 
-def _roundtrip(model: nn.Module, **kw) -> nn.Module:
+def _roundtrip(model: nn.Module, trust: bool = False, **kw) -> nn.Module:
+    """Describe, rebuild, compare; a model of a user class needs the caller's trust."""
     desc = json.loads(json.dumps(describe(model, **kw)))
-    rebuilt = rebuild(desc)
+    if trust:
+        with pytest.raises(UntrustedArchitecture, match="--trust-arch"):
+            rebuild(desc)
+    rebuilt = rebuild(desc, trust_arch=trust)
     sd = model.state_dict()
     rebuilt_sd = rebuilt.state_dict()
     assert sd.keys() == rebuilt_sd.keys()
@@ -34,7 +38,7 @@ def test_zoo_models_default_factory_and_named_factory() -> None:
     ]:
         model.eval()
         x = torch.randn(3, 1, 8, 8)
-        rebuilt = _roundtrip(model, **kw).eval()
+        rebuilt = _roundtrip(model, trust=True, **kw).eval()
         assert type(rebuilt) is type(model)
         torch.testing.assert_close(rebuilt(x), model(x))
 
@@ -48,7 +52,7 @@ def test_shrunk_layers_rebuild_smaller() -> None:
     model.fc = nn.Linear(16, 10, bias=False)
     model.block1.bn1.momentum = None
     model.eval()
-    rebuilt = _roundtrip(model).eval()
+    rebuilt = _roundtrip(model, trust=True).eval()
     assert rebuilt.block1.conv1.out_channels == 5
     assert rebuilt.block1.bn1.momentum is None
     assert rebuilt.fc.bias is None
@@ -86,7 +90,7 @@ def test_lstm_gru_embedding_shrunk() -> None:
     model.lstm = nn.LSTM(8, 7, num_layers=2, batch_first=True, bidirectional=True)
     model.gru = nn.GRU(14, 6, batch_first=True)
     model.eval()
-    rebuilt = _roundtrip(model).eval()
+    rebuilt = _roundtrip(model, trust=True).eval()
     assert rebuilt.lstm.hidden_size == 7 and rebuilt.lstm.bidirectional
     tokens = torch.randint(0, 20, (2, 5))
     torch.testing.assert_close(rebuilt(tokens), model(tokens))
@@ -107,7 +111,7 @@ def test_multihead_attention_and_transformer_layer() -> None:
     model.layer.linear2 = nn.Linear(20, 16)
     model.layer.self_attn = nn.MultiheadAttention(16, 2, batch_first=True)
     model.eval()
-    rebuilt = _roundtrip(model).eval()
+    rebuilt = _roundtrip(model, trust=True).eval()
     assert rebuilt.layer.self_attn.num_heads == 2
     assert rebuilt.layer.linear1.out_features == 20
     x = torch.randn(2, 5, 16)
@@ -141,17 +145,18 @@ def test_bad_input_is_a_clear_error() -> None:
         rebuild({"factory": "os:system"})
     bad = dict(desc, factory="secateurs.zoo.models:ResCNN")
     with pytest.raises(ValueError, match=r"different architecture|recorded"):
-        rebuild(bad)
+        rebuild(bad, trust_arch=True)
+    # Even a trusted file may only name model classes and functions outside the stdlib.
     with pytest.raises(ValueError, match="standard library"):
-        rebuild(dict(desc, factory="os:system", kwargs={"command": "true"}))
+        rebuild(dict(desc, factory="os:system", kwargs={"command": "true"}), trust_arch=True)
     with pytest.raises(ValueError, match="Python function"):
-        rebuild(dict(desc, factory="torch:zeros"))
+        rebuild(dict(desc, factory="torch:zeros"), trust_arch=True)
     with pytest.raises(ValueError, match="cannot import"):
-        rebuild(dict(desc, factory="no_such_module_xyz:f"))
+        rebuild(dict(desc, factory="no_such_module_xyz:f"), trust_arch=True)
     evil = json.loads(json.dumps(desc))
     evil["modules"]["net.9"] = {"type": "os:system"}
     with pytest.raises(ValueError, match=r"torch\.nn"):
-        rebuild(evil)
+        rebuild(evil, trust_arch=True)
 
 
 def test_hugging_face_model_rebuilds_from_config_with_smaller_layers() -> None:

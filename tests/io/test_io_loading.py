@@ -30,11 +30,14 @@ def test_state_dict_pt_and_nested_and_safetensors(tmp_path):
         io.load_model_any(tmp_path / "sd.safetensors")
 
 
-def test_secateurs_file_needs_nothing(tmp_path):
+def test_secateurs_file_of_a_user_class_needs_the_callers_word(tmp_path):
     m = MLP()
     prune.unstructured_(m, sparsity=0.5)
     p = io.save(m, tmp_path / "m.safetensors")
-    assert _same(m, io.load_model_any(p))
+    with pytest.raises(ValueError, match=r"secateurs\.zoo\.models:MLP.*--arch.*--trust-arch"):
+        io.load_model_any(p)
+    assert _same(m, io.load_model_any(p, trust_arch=True))
+    assert _same(m, io.load_model_any(p, arch="secateurs.zoo.models:MLP"))
 
 
 def test_pickled_module_needs_trust(tmp_path):

@@ -1,5 +1,6 @@
 """save/load: lossless, compact at 90% sparsity, safe against bad files, atomic."""
 
+import hashlib
 import json
 import os
 
@@ -23,7 +24,7 @@ def test_round_trip_is_lossless_and_plain(tmp_path):
     prune.unstructured_(m, sparsity=0.8)
     expected = io.effective_state_dict(m)
     path = io.save(m, tmp_path / "m.safetensors", metadata={"note": "hi"})
-    back = io.load(path)
+    back = io.load(path, trust_arch=True)
     assert type(back) is MLP and type(back.net[1]) is nn.Linear
     sd = back.state_dict()
     assert sd.keys() == expected.keys()
@@ -55,7 +56,7 @@ def test_factory_with_kwargs_and_resave(tmp_path):
         arch="secateurs.zoo.models:mlp",
         arch_kwargs={"sizes": [8, 6, 3]},
     )
-    back = io.load(p)
+    back = io.load(p, arch="secateurs.zoo.models:mlp")  # called with the recorded kwargs
     assert back.net[1].in_features == 8
     io.save(back, tmp_path / "b.safetensors")  # reuses the recorded factory
     assert io.read_header(tmp_path / "b.safetensors")["arch"]["kwargs"] == {"sizes": [8, 6, 3]}
@@ -85,7 +86,7 @@ def test_tied_weights_stored_once(tmp_path, monkeypatch):
     p = io.save(m, tmp_path / "t.safetensors")
     header = io.read_header(p)
     assert header["aliases"] in ({"head.weight": "emb.weight"}, {"emb.weight": "head.weight"})
-    back = io.load(p)
+    back = io.load(p, trust_arch=True)
     assert back.emb.weight is back.head.weight
     assert torch.equal(back.emb.weight, m.emb.weight)
 
@@ -99,7 +100,8 @@ def test_bad_files_give_clear_errors(tmp_path):
         arch="secateurs.zoo.models:mlp",
         arch_kwargs={"sizes": [8, 6, 3]},
     )
-    torch.testing.assert_close(io.load(good)(torch.ones(2, 8)), m(torch.ones(2, 8)))
+    loaded = io.load(good, arch="secateurs.zoo.models:mlp")
+    torch.testing.assert_close(loaded(torch.ones(2, 8)), m(torch.ones(2, 8)))
     data = good.read_bytes()
     with pytest.raises(FileNotFoundError):
         io.load(tmp_path / "missing.safetensors")
@@ -110,7 +112,7 @@ def test_bad_files_give_clear_errors(tmp_path):
     flipped[-3] ^= 0xFF
     (tmp_path / "flip.safetensors").write_bytes(bytes(flipped))
     with pytest.raises(ValueError, match="corrupt"):
-        io.load(tmp_path / "flip.safetensors")
+        io.load(tmp_path / "flip.safetensors", arch="secateurs.zoo.models:mlp")
     (tmp_path / "junk.safetensors").write_bytes(b"not a model at all")
     with pytest.raises(ValueError, match="not a readable"):
         io.load(tmp_path / "junk.safetensors")
@@ -125,9 +127,10 @@ def test_bad_files_give_clear_errors(tmp_path):
     with safe_open(str(good), "pt") as f:
         for k in f.keys():  # noqa: SIM118 (safe_open is not iterable)
             tensors[k] = f.get_tensor(k)
-    save_file(
-        tensors, str(tmp_path / "future.safetensors"), metadata={"secateurs": json.dumps(header)}
-    )
+    text = json.dumps(header)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    meta = {"secateurs": text, "secateurs.sha256": digest}
+    save_file(tensors, str(tmp_path / "future.safetensors"), metadata=meta)
     with pytest.raises(ValueError, match="this version reads"):
         io.load(tmp_path / "future.safetensors")
 

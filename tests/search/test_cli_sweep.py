@@ -142,9 +142,10 @@ def test_prune_applies_the_best_recipe(finished, tmp_path):
                   arch_kwargs={"sizes": [64, 32, 10]})  # fmt: skip
     recipe = d / "out" / "best-recipe.yaml"
     out = tmp_path / "pruned.safetensors"
-    result = _run("prune", str(src), "--recipe", str(recipe), "-o", str(out), "-q")
+    arch = ["--arch", "secateurs.zoo.models:mlp"]
+    result = _run("prune", str(src), "--recipe", str(recipe), "-o", str(out), "-q", *arch)
     assert result.exit_code == 0, result.output
-    pruned = io.load(out)
+    pruned = io.load(out, arch="secateurs.zoo.models:mlp")
     w = pruned.net[1].weight
     sparsity = json.loads((d / "out" / "results.json").read_text())["best"]["sparsity"]
     assert int((w == 0).sum()) == round(sparsity * w.numel())

@@ -13,6 +13,7 @@ from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     CodeOption,
+    TrustArchOption,
     TrustPickleOption,
     load_cli_model,
 )
@@ -40,13 +41,19 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def prune_format(output: Path, fmt: str | None) -> str:
-    """What `prune -o OUTPUT` writes: a .safetensors name keeps the compact secateurs file
-    (architecture recorded, `secateurs.io.load` rebuilds it); other names say the format."""
+    """What `prune -o OUTPUT` writes: .pt/.pth/.bin a torch.save state dict, an existing
+    folder a Hugging Face one, any other name (.safetensors included) the compact secateurs
+    file (architecture recorded, `secateurs.io.load` rebuilds it); `--format` overrides."""
     from secateurs.io.export import format_for
 
-    if fmt is None and output.suffix.lower() == ".safetensors":
-        return "secateurs"
-    kind = format_for(output, fmt)
+    if fmt is not None:
+        kind = format_for(output, fmt)
+    elif output.suffix.lower() in (".pt", ".pth", ".bin"):
+        kind = "pt"
+    elif output.suffix.lower() == ".onnx":
+        kind = "onnx"
+    else:
+        kind = "hf" if output.is_dir() else "secateurs"
     if kind == "onnx":
         raise ValueError(
             "prune writes a model file; for ONNX prune to a .safetensors file, then "
@@ -60,8 +67,8 @@ PruneFormatOption = typer.Option(
     "--format",
     "-f",
     help="safetensors or pt: the ordinary state dict (masks baked in) for your own class; "
-    "hf: a save_pretrained folder; secateurs: the compact file (the default for a "
-    ".safetensors name; .pt/.pth names write pt).",
+    "hf: a save_pretrained folder; secateurs: the compact file. Default: pt for .pt/.pth/.bin "
+    "names, hf for an existing folder, else secateurs (.safetensors names included).",
 )
 
 
@@ -115,6 +122,7 @@ def export_cmd(
     input_shape: str | None = InputShapeOption,
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     code: Path | None = CodeOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -135,7 +143,7 @@ def export_cmd(
         shape = parse_shape(input_shape) if input_shape is not None else None
         if kind == "onnx" and shape is None:
             raise ValueError("--format onnx needs --input-shape, e.g. 1,64")
-        net = load_cli_model(model, arch, trust_pickle, code)
+        net = load_cli_model(model, arch, trust_pickle, trust_arch, code)
         example = torch.randn(*shape) if shape is not None else None
         result = export(
             net,

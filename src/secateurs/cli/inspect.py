@@ -13,6 +13,7 @@ from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
     CodeOption,
+    TrustArchOption,
     TrustPickleOption,
     load_cli_model,
 )
@@ -23,34 +24,36 @@ def inspect_cmd(
     model: Path = typer.Argument(..., help=MODEL_HELP),
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     code: Path | None = CodeOption,
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
     quiet: bool = QuietOption,
 ) -> None:
     """Show every parameter tensor: shape, parameters, non-zeros, sparsity and bytes.
 
-    For a secateurs file, bytes are what each tensor occupies in the file (packed); for
-    other forms, its dense size in memory. With --quiet only the totals.
+    A secateurs file is read from its header and data alone (no architecture is built and no
+    code runs), and bytes are what each tensor occupies in the file (packed); for other forms
+    the model is loaded and bytes are its dense size in memory. With --quiet only the totals.
     """
-    from secateurs import io
-    from secateurs.prune import sparsity_report
     from secateurs.prune.summary import LayerReport, PruneReport
 
     with user_errors():
-        net = load_cli_model(model, arch, trust_pickle, code)
-        report = sparsity_report(net)
-        if model.is_file() and io.is_secateurs_file(model):
-            stored = io.stored_bytes(model)
+        if model.is_file() and _is_secateurs_file(model):
+            from secateurs.io.model_file import inspect_file
+
+            rows = [r for r in inspect_file(model) if r["param"]]
             report = PruneReport(
                 [
-                    LayerReport(
-                        x.name, x.shape, x.params, x.nonzeros, None, stored.get(x.name, x.nbytes)
-                    )
-                    for x in report.layers
+                    LayerReport(r["name"], r["shape"], r["params"], r["nonzeros"], None, r["bytes"])
+                    for r in rows
                 ],
                 None,
                 "inspect",
             )
+        else:
+            from secateurs.prune import sparsity_report
+
+            report = sparsity_report(load_cli_model(model, arch, trust_pickle, trust_arch, code))
     if as_json:
         out = report.as_dict()
         if model.is_file():
@@ -62,3 +65,9 @@ def inspect_cmd(
     typer.echo(f"compression: {report.compression:.2f}x fewer non-zeros than parameters")
     if model.is_file():
         typer.echo(f"file: {model.stat().st_size:,} bytes")
+
+
+def _is_secateurs_file(path: Path) -> bool:
+    from secateurs.io.model_file import is_secateurs_file
+
+    return is_secateurs_file(path)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +19,16 @@ if TYPE_CHECKING:
 ArchOption = typer.Option(
     None,
     "--arch",
-    help="'package.module:factory' that builds the architecture, for a state-dict MODEL "
-    "(.pt/.pth/.bin or plain .safetensors).",
+    help="'package.module:factory' that builds the architecture: needed for a state-dict "
+    "MODEL (.pt/.pth/.bin or plain .safetensors) and for a secateurs file of your own model "
+    "class (the file's recorded factory is never run without --trust-arch).",
+)
+TrustArchOption = typer.Option(
+    False,
+    "--trust-arch",
+    help="Let a secateurs file build its model with the factory it records (imports and "
+    "calls code the file names), only for files you trust. Plain torch.nn and Hugging Face "
+    "models never need it.",
 )
 TrustPickleOption = typer.Option(
     False,
@@ -44,35 +54,53 @@ EvalOption = typer.Option(
 MODEL_HELP = (
     "A secateurs model file, a state dict (.pt/.pth/.bin/.safetensors) with --arch, a Hugging "
     "Face model folder, or a pickled module with --trust-pickle (and --code FILE when its "
-    "classes are defined in your script)."
+    "classes are defined in your script). Nothing a file names is run unless you pass "
+    "--trust-arch / --trust-pickle."
 )
 
 
-def cwd_on_path() -> None:
-    """Let --arch / --eval name modules in the current folder, as `python -m` would."""
+@contextlib.contextmanager
+def cwd_importable() -> Iterator[None]:
+    """While importing a module that the user named on the command line (--arch, --eval,
+    --data), let it come from the current folder, as `python -m` would. Only then: a module
+    name read from a file never reaches an import with the current folder on the path."""
     cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
         sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
 
 
 def load_cli_model(
-    model: Path, arch: str | None, trust_pickle: bool, code: Path | None = None
+    model: Path,
+    arch: str | None,
+    trust_pickle: bool,
+    trust_arch: bool = False,
+    code: Path | None = None,
 ) -> nn.Module:
     """Load MODEL in any accepted form (errors are ValueError/FileNotFoundError: exit 2)."""
     from secateurs.io.loading import load_model_any
 
-    cwd_on_path()
-    return load_model_any(model, arch=arch, trust_pickle=trust_pickle, code=code)
+    guard = cwd_importable() if arch is not None else contextlib.nullcontext()
+    with guard:
+        return load_model_any(
+            model, arch=arch, trust_pickle=trust_pickle, trust_arch=trust_arch, code=code
+        )
 
 
 def resolve_function(spec: str, option: str = "--eval") -> Any:
     """Import 'package.module:function' (a ValueError naming `option` if it does not work)."""
-    cwd_on_path()
     if spec.count(":") != 1 or not all(spec.split(":")):
         raise ValueError(f"{option} must look like 'package.module:function', got {spec!r}")
     module_name, attr = spec.split(":")
     try:
-        module = importlib.import_module(module_name)
+        with cwd_importable():
+            module = importlib.import_module(module_name)
     except ImportError as e:
         raise ValueError(f"cannot import {module_name!r} named by {option} {spec!r}: {e}") from None
     fn = getattr(module, attr, None)

@@ -14,6 +14,7 @@ from secateurs.cli.options import (
     ArchOption,
     CodeOption,
     EvalOption,
+    TrustArchOption,
     TrustPickleOption,
     load_cli_model,
     metrics,
@@ -109,6 +110,7 @@ def prune_cmd(
     ),
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
+    trust_arch: bool = TrustArchOption,
     code: Path | None = CodeOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
@@ -161,7 +163,7 @@ def prune_cmd(
         kind = prune_format(output, fmt)
         if kind != "hf" and output.is_dir():
             raise ValueError(f"--output {output} is a folder")
-        net = load_cli_model(model, arch, trust_pickle, code)
+        net = load_cli_model(model, arch, trust_pickle, trust_arch, code)
     original = net
 
     before = _run_eval(evaluate, net)

@@ -38,7 +38,10 @@ sweep_app = typer.Typer(
     no_args_is_help=True,
     help=(
         "Choose pruning and clipping settings by validation: `secateurs sweep CONFIG.yaml` "
-        "runs or resumes a search; `secateurs sweep show [STUDY]` prints its results."
+        "runs or resumes a search; `secateurs sweep show [STUDY]` prints its results.\n\n"
+        "A sweep config is a program: its model, data and trainer fields name Python "
+        "functions ('package.module:function') that are imported and run, as Hydra's "
+        "_target_ does. Run only configs you trust; the functions are listed before the run."
     ),
 )
 app.add_typer(sweep_app, name="sweep")
@@ -74,17 +77,24 @@ def run(
 
     Ctrl-C or kill -9 loses no completed trial. Several commands (or --workers N) may work
     on one study at once; a different config under the same study name is refused.
+
+    The config is a program: the functions its model, data and trainer fields name are
+    imported and run (they are printed first), so run only configs you trust.
     """
     from secateurs.measure.threads import set_threads
-    from secateurs.search.config import load_config
+    from secateurs.search.config import check_name, load_config
     from secateurs.search.results import render_table, write_results
+    from secateurs.search.sources import named_code
     from secateurs.search.storage import DEFAULT_STORAGE
     from secateurs.search.study import WorkerError, best_setting, run_sweep
 
     with user_errors():
         cfg = load_config(config)
-        name = study or cfg.study or config.stem
+        name = check_name(study or cfg.study or config.stem, "study")
         url = storage or DEFAULT_STORAGE
+        if not quiet:
+            calls = ", ".join(f"{k}={v}" for k, v in named_code(cfg).items())
+            typer.echo(f"{config} runs code: {calls}", err=True)
         if workers > 1 and threads is not None:
             raise ValueError("--threads is for one worker; N workers get cores / N threads each")
         if workers == 1:

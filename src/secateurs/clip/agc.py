@@ -20,7 +20,7 @@ from secateurs.clip._checks import positive
 from secateurs.clip._grads import Target, named_parameters_of, with_grads
 from secateurs.clip._norms import is_dtensor, local, reduce_norms, reduce_over_dim0_shards
 from secateurs.clip.base import Rule
-from secateurs.clip.policy import Policy, apply_policy
+from secateurs.clip.policy import Policy, apply_policy, count_nonfinite
 from secateurs.clip.stats import ClipStats
 
 
@@ -99,10 +99,33 @@ class AGC(Rule):
             out.append((name, p))
         return out
 
+    def _unclipped_nonfinite(
+        self, parameters: Target, params: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], torch.Tensor | int]:
+        """Gradients of the parameters left unclipped, and how many hold NaN/inf: a NaN in an
+        excluded classifier must reach the policy too, or it corrupts weights and moments."""
+        if self.nonfinite is None:
+            return [], 0
+        chosen = {id(q) for q in params}
+        rest = [q for _, q in named_parameters_of(parameters) if id(q) not in chosen]
+        grads = [q.grad for q in with_grads(rest)]
+        if not grads:
+            return [], 0
+        # max |g| per tensor (never overflows; NaN propagates), combined over shards
+        local_max = [_abs_max(local(g)) for g in grads]
+        norms = reduce_norms(local_max, grads, math.inf)
+        return grads, count_nonfinite(norms)
+
     def apply(self, parameters: Target) -> ClipStats:
         params = with_grads([p for _, p in self.selected(parameters)])
+        rest, rest_bad = self._unclipped_nonfinite(parameters, params)
         if not params:
-            return ClipStats(self.name, norm_before=0.0, norm_after=0.0, coef=1.0, nonfinite=0)
+            action = apply_policy(self.nonfinite, rest, rest_bad) if rest else "ok"
+            if action == "skip":
+                return ClipStats.skipped_step(self.name, 0.0, rest_bad)
+            return ClipStats(
+                self.name, norm_before=0.0, norm_after=0.0, coef=1.0, nonfinite=rest_bad
+            )
         p = self.norm_type
         grads = [q.grad for q in params]
         device = local(grads[0]).device
@@ -118,8 +141,8 @@ class AGC(Rule):
             0, seg, bad_units
         )
         flags = reduce_over_dim0_shards(list(flags.unbind()), grads, "max")  # ranks must agree
-        bad = (torch.stack(flags) > 0).sum()
-        action = apply_policy(self.nonfinite, grads, bad)
+        bad = (torch.stack(flags) > 0).sum() + rest_bad
+        action = apply_policy(self.nonfinite, grads + rest, bad)
         if action == "skip":
             before = self._total(flat_g, seg, len(sizes), grads, p)
             return ClipStats.skipped_step(self.name, before, bad)
@@ -182,6 +205,11 @@ class AGC(Rule):
             f"clip={self.clip}, eps={self.eps}, exclude={self.exclude!r}, "
             f"skip_classifier={self.skip_classifier}, nonfinite={self.nonfinite!r}"
         )
+
+
+def _abs_max(t: torch.Tensor) -> torch.Tensor:
+    """max |t| (NaN if any is NaN); 0 for an empty shard."""
+    return t.abs().amax() if t.numel() else torch.zeros((), dtype=t.dtype, device=t.device)
 
 
 def _has_dim0_shards(tensors: list[torch.Tensor]) -> bool:

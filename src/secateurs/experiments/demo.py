@@ -343,7 +343,7 @@ def run_demo(
     for name, m in (("dense", model), ("sparse", sparse), ("structured", small)):
         path = out / f"cnn-{name}.secateurs"
         save(m, path, arch=task.arch, metadata={"demo": name, "clip_threshold": threshold})
-        back = load(path)
+        back = load(path, arch=task.arch)  # the demo names its own factory
         checks[f"{name} file reloads identically"] = _same_outputs(m, back, data.example)
         files[f"{name} model"] = path
     onnx_path = out / "cnn-structured.onnx"

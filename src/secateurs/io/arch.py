@@ -7,12 +7,23 @@ constructor arguments read from its *current* shapes, plus the plain scalar attr
 module. A structurally pruned model therefore rebuilds with its smaller layers: the factory
 builds the original shapes, and every leaf whose recorded arguments differ is replaced.
 
-Nothing is unpickled and no string is evaluated; the only code imported is the module that the
-description names for its factory (code the user already has) and classes from ``torch.nn``.
+Rebuilding never imports or calls anything that the description names (it is data from a
+file). By default it builds only
+
+- trees whose root is a ``torch.nn`` class (``nn.Sequential`` of standard layers ...), every
+  module made from the ``torch.nn`` classes already loaded, found by exact name;
+- Hugging Face models, whose class is found through transformers' own Auto mappings for the
+  config's ``model_type`` (the import path in the description is ignored; no remote code).
+
+Anything else (a model class of the user's) is built by a factory that the caller names
+(``arch=``) or, when the caller trusts the file, by the factory that the file records
+(``trust_arch=True``). Scalar attributes are restored only onto attributes that the built
+module already has, with a value of the same kind.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
@@ -34,11 +45,25 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _dtype_from(name: str) -> torch.dtype:
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"architecture description names an unknown dtype {name!r}")
+_DTYPES = {
+    _dtype_name(d): d
+    for d in (
+        torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex64,
+        torch.complex128, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
+        torch.bool, torch.float8_e4m3fn, torch.float8_e5m2,
+    )
+}  # fmt: skip
+
+
+def dtype_from(name: Any) -> torch.dtype:
+    """The torch dtype a file names (``"float32"``), from a fixed table: a ValueError else."""
+    dtype = _DTYPES.get(name) if isinstance(name, str) else None
+    if dtype is None:
+        raise ValueError(f"the file names an unknown dtype {name!r}")
     return dtype
+
+
+_dtype_from = dtype_from
 
 
 def _tuple(v: Any) -> Any:
@@ -208,6 +233,8 @@ def _is_hf_model(model: nn.Module) -> bool:
 
 def _default_factory(model: nn.Module) -> str:
     cls = type(model)
+    if _known_class(_type_path(cls)) is not None:
+        return _type_path(cls)  # rebuilt from the description alone, whatever its arguments
     if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
         raise ValueError(
             f"{cls.__qualname__} is defined in {cls.__module__!r} or inside a function, so it "
@@ -297,8 +324,16 @@ def describe(
     return desc
 
 
+class UntrustedArchitecture(ValueError):
+    """The description needs code that the file names; the caller has not said to run it."""
+
+
+Arch = Callable[..., nn.Module] | str
+
+
 def _import(path: str, what: str) -> Any:
-    if not isinstance(path, str) or path.count(":") != 1:
+    """Import ``"module:name"`` named by the *caller* (or, with trust_arch, by the file)."""
+    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
         raise ValueError(f"{what} must look like 'package.module:name', got {path!r}")
     module_name, qualname = path.split(":")
     try:
@@ -313,12 +348,12 @@ def _import(path: str, what: str) -> Any:
 
 
 def _check_factory(path: str, factory: Any) -> None:
-    # A file could name any callable; only accept model classes and plain Python functions
-    # from non-standard-library modules, so that e.g. 'os:system' can never run.
-    module_name = path.split(":", 1)[0]
-    top = module_name.split(".", 1)[0]
-    if top in sys.stdlib_module_names or top == "builtins":
-        raise ValueError(f"factory {path!r} is in the standard library, not a model factory")
+    # Even a trusted file only names model classes and plain Python functions outside the
+    # standard library, so that e.g. 'os:system' is refused with a clear message.
+    for module_name in (path.split(":", 1)[0], getattr(factory, "__module__", None) or ""):
+        top = module_name.split(".", 1)[0]
+        if top in sys.stdlib_module_names or top == "builtins":
+            raise ValueError(f"factory {path!r} is in the standard library, not a model factory")
     if isinstance(factory, type):
         if not issubclass(factory, nn.Module):
             raise ValueError(f"factory {path!r} is a class but not a torch.nn.Module")
@@ -327,42 +362,128 @@ def _check_factory(path: str, factory: Any) -> None:
         raise ValueError(f"factory {path!r} must be a Python function or an nn.Module class")
 
 
-def _torch_nn_class(path: str) -> type[nn.Module]:
-    module_name = path.split(":", 1)[0]
+@functools.cache
+def _torch_nn_classes() -> dict[str, type[nn.Module]]:
+    """Every nn.Module class defined in the (already imported) ``torch.nn`` modules, by path."""
+    found: dict[str, type[nn.Module]] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "torch.nn" or name.startswith("torch.nn.modules")):
+            continue
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, nn.Module)
+                and value.__module__.startswith("torch.nn")
+            ):
+                found[_type_path(value)] = value
+    return found
+
+
+def _known_class(path: Any) -> type[nn.Module] | None:
+    """The class a description names, if it is one that may be built without trust."""
+    if not isinstance(path, str):
+        return None
     if path in _EXTRA_LEAVES:
-        return _import(path, "layer class")
-    if not (module_name == "torch.nn" or module_name.startswith("torch.nn.")):
+        return _import(path, "layer class")  # a fixed list in this file, not the file's word
+    return _torch_nn_classes().get(path)
+
+
+def _torch_nn_class(path: Any) -> type[nn.Module]:
+    cls = _known_class(path)
+    if cls is None:
         raise ValueError(
             f"the description needs a {path} module that the factory did not build; only "
             "torch.nn classes are built from a description, so rebuild with the same factory"
         )
-    module_name, qualname = path.split(":")
-    cls = getattr(importlib.import_module(module_name), qualname, None)
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"description names {path!r}, which is not a torch.nn module class")
     return cls
 
 
-def _build_base(desc: dict[str, Any]) -> nn.Module:
-    if "hf" in desc:
-        spec = desc["hf"]
-        cls = _import(spec["class"], "hf.class")
-        from transformers import PreTrainedModel
+def _hf_class_names(model_type: str) -> set[str]:
+    """Class names that transformers' Auto mappings give for `model_type`."""
+    from transformers.models.auto import modeling_auto
 
-        if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
-            raise ValueError(f"hf.class {spec['class']!r} is not a transformers PreTrainedModel")
-        config = cls.config_class.from_dict(dict(spec["config"]))
-        return cls(config)
-    if "factory" not in desc:
-        raise ValueError("architecture description has neither 'factory' nor 'hf'")
-    factory = _import(desc["factory"], "factory")
-    _check_factory(desc["factory"], factory)
-    model = factory(**dict(desc.get("kwargs") or {}))
-    if not isinstance(model, nn.Module):
+    names: set[str] = set()
+    for attr in dir(modeling_auto):
+        mapping = getattr(modeling_auto, attr)
+        if attr.endswith("_MAPPING_NAMES") and isinstance(mapping, dict):
+            value = mapping.get(model_type)
+            names.update(value if isinstance(value, tuple | list) else [value])
+    names.discard(None)
+    return names
+
+
+def _build_hf(spec: Any) -> nn.Module:
+    """The Hugging Face model of a description, resolved by transformers itself."""
+    try:
+        import transformers
+        from transformers import CONFIG_MAPPING, PreTrainedModel
+    except ImportError as e:
+        raise ImportError("this file holds a Hugging Face model: pip install secateurs[hf]") from e
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ValueError("the Hugging Face description has no config mapping")
+    config = dict(spec["config"])
+    model_type = config.get("model_type")
+    class_name = str(spec.get("class", "")).rpartition(":")[2]
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise ValueError(f"the Hugging Face config names an unknown model_type {model_type!r}")
+    allowed = _hf_class_names(model_type)
+    if class_name not in allowed:
         raise ValueError(
-            f"factory {desc['factory']!r} returned {type(model).__name__}, not an nn.Module"
+            f"hf.class {spec.get('class')!r} is not a {model_type!r} model class that "
+            f"transformers maps (one of {sorted(allowed)[:6]}); pass arch= to build it"
         )
+    cls = getattr(transformers, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)):
+        raise ValueError(f"hf.class {class_name!r} is not a transformers PreTrainedModel")
+    config.pop("auto_map", None)  # remote code is never used
+    return cls(CONFIG_MAPPING[model_type].from_dict(config))
+
+
+def _factory_call(factory: Any, kwargs: dict[str, Any], what: str) -> nn.Module:
+    if not callable(factory):
+        raise ValueError(f"{what} is not callable")
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{what} returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+def _recorded_kwargs(desc: dict[str, Any]) -> dict[str, Any]:
+    kwargs = desc.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError("the description's factory kwargs are not a mapping")
+    return dict(kwargs)
+
+
+def _build_base(
+    desc: dict[str, Any],
+    arch: Arch | None,
+    arch_kwargs: dict[str, Any] | None,
+    trust_arch: bool,
+) -> nn.Module:
+    if arch is not None:  # the caller's choice, called with the caller's or the recorded kwargs
+        factory = _import(arch, "arch") if isinstance(arch, str) else arch
+        kwargs = dict(arch_kwargs) if arch_kwargs is not None else _recorded_kwargs(desc)
+        return _factory_call(factory, kwargs, f"arch {arch!r}")
+    modules = desc.get("modules") if isinstance(desc.get("modules"), dict) else {}
+    root = modules.get("", {})
+    if _known_class(root.get("type")) is not None:  # no code needed, trusted or not
+        return _build_leaf(root, _dtype_from(desc.get("dtype", "float32")))  # declarative
+    if "hf" in desc:
+        return _build_hf(desc["hf"])
+    recorded = desc.get("factory")
+    if not isinstance(recorded, str):
+        raise ValueError("architecture description has neither 'factory' nor 'hf'")
+    if not trust_arch:
+        raise UntrustedArchitecture(
+            f"this model is built by {recorded!r}, code named by the file; loading never runs "
+            f"code a file names. If you have that code, pass arch={recorded!r} "
+            f"(CLI: --arch {recorded}); if you trust the file, pass trust_arch=True "
+            "(CLI: --trust-arch)"
+        )
+    factory = _import(recorded, "factory")
+    _check_factory(recorded, factory)
+    return _factory_call(factory, _recorded_kwargs(desc), f"factory {recorded!r}")
 
 
 def _set_child(root: nn.Module, name: str, child: nn.Module) -> None:
@@ -372,48 +493,98 @@ def _set_child(root: nn.Module, name: str, child: nn.Module) -> None:
 
 
 def _build_leaf(entry: dict[str, Any], dtype: torch.dtype) -> nn.Module:
-    cls = _torch_nn_class(entry["type"])
-    args = dict(entry["args"])
+    cls = _torch_nn_class(entry.get("type"))
+    if "args" not in entry:
+        try:
+            return cls().to(dtype)
+        except TypeError as e:
+            raise ValueError(f"cannot build {entry['type']} without arguments ({e})") from None
+    args = entry["args"]
+    if not isinstance(args, dict):
+        raise ValueError(f"the arguments recorded for a {entry['type']} are not a mapping")
+    args = dict(args)
     for key in ("kernel_size", "stride", "padding", "dilation", "output_padding"):
         if isinstance(args.get(key), list):
             args[key] = tuple(args[key])
     leaf_dtype = _dtype_from(entry["dtype"]) if "dtype" in entry else dtype
     try:
-        return cls(**args, dtype=leaf_dtype)
-    except TypeError:
-        return cls(**args).to(leaf_dtype)
+        try:
+            return cls(**args, dtype=leaf_dtype)
+        except TypeError:
+            return cls(**args).to(leaf_dtype)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"cannot build a {entry['type']} from {args} ({e})") from None
 
 
-def rebuild(desc: dict[str, Any]) -> nn.Module:
-    """Build the module tree that `describe` recorded (weights are freshly initialised)."""
+def _same_kind(old: Any, new: Any) -> bool:
+    if isinstance(old, bool) or isinstance(new, bool):
+        return type(old) is type(new)
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return True
+    return isinstance(old, str) and isinstance(new, str)
+
+
+def _restore_attrs(module: nn.Module, name: str, attrs: Any) -> None:
+    if not isinstance(attrs, dict):
+        raise ValueError(f"the attributes recorded for {name or '<root>'!r} are not a mapping")
+    current = vars(module)
+    for key, value in attrs.items():
+        if key in _SKIP_ATTRS:
+            continue
+        old = current.get(key)
+        if not (type(old) in _SCALARS and type(value) in _SCALARS and _same_kind(old, value)):
+            raise ValueError(
+                f"the file sets attribute {key!r} of {name or '<root>'!r} to {value!r}, which "
+                "the rebuilt module does not have as a plain value of that kind"
+            )
+        setattr(module, key, value)
+
+
+def rebuild(
+    desc: dict[str, Any],
+    *,
+    arch: Arch | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    trust_arch: bool = False,
+) -> nn.Module:
+    """Build the module tree that `describe` recorded (weights are freshly initialised).
+
+    Nothing the description names is imported or called (see the module docstring) unless
+    the caller passes `arch` (a callable or ``"module:function"``, called with `arch_kwargs`
+    or else the recorded keyword arguments) or ``trust_arch=True`` (the recorded factory).
+    Call it under ``torch.device("meta")`` to check shapes without allocating.
+    """
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise ValueError(f"not a secateurs architecture description (expected format {FORMAT!r})")
+    recorded = desc.get("modules") or {}
+    if not isinstance(recorded, dict) or not all(isinstance(e, dict) for e in recorded.values()):
+        raise ValueError("the description's modules are not a mapping of module entries")
     dtype = _dtype_from(desc.get("dtype", "float32"))
-    model = _build_base(desc)
+    model = _build_base(desc, arch, arch_kwargs, trust_arch)
     model.to(dtype)
-    recorded: dict[str, dict[str, Any]] = desc.get("modules") or {}
 
     for name, entry in recorded.items():
+        if not isinstance(name, str):
+            raise ValueError(f"module name {name!r} is not a string")
         try:
             current: nn.Module | None = model.get_submodule(name) if name else model
         except AttributeError:
             current = None
         if current is None:
             # A child the factory does not build (e.g. the layers of an nn.Sequential).
-            if "args" in entry:
-                module = _build_leaf(entry, dtype)
-            else:
-                module = _torch_nn_class(entry["type"])().to(dtype)
-            _set_child(model, name, module)
+            parent = name.rpartition(".")[0]
+            if parent not in recorded:
+                raise ValueError(f"module {name!r} has no recorded parent {parent!r}")
+            _set_child(model, name, _build_leaf(entry, dtype))
             continue
-        if _type_path(type(current)) != entry["type"] and entry["type"] in _EXTRA_LEAVES:
+        if _type_path(type(current)) != entry.get("type") and entry.get("type") in _EXTRA_LEAVES:
             # e.g. an attention layer that structured pruning replaced by a smaller kind
             _set_child(model, name, _build_leaf(entry, dtype))
             continue
-        if _type_path(type(current)) != entry["type"]:
+        if _type_path(type(current)) != entry.get("type"):
             raise ValueError(
                 f"module {name or '<root>'!r} is a {_type_path(type(current))} but the file "
-                f"recorded {entry['type']}; the factory builds a different architecture"
+                f"recorded {entry.get('type')}; the factory builds a different architecture"
             )
         if "args" in entry and _leaf_args(current) != entry["args"]:
             replacement = _build_leaf(entry, dtype)
@@ -438,8 +609,5 @@ def rebuild(desc: dict[str, Any]) -> nn.Module:
         )
     for name, entry in recorded.items():
         module = model.get_submodule(name) if name else model
-        for key, value in (entry.get("attrs") or {}).items():
-            if key in _SKIP_ATTRS:
-                continue
-            setattr(module, key, value)
+        _restore_attrs(module, name, entry.get("attrs") or {})
     return model

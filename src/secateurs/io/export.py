@@ -203,7 +203,9 @@ def changed_layers(model: nn.Module, reference: nn.Module | None = None) -> dict
 
 
 def _original_build(model: nn.Module) -> nn.Module | None:
-    """The architecture as its factory / config builds it, on the meta device (no memory)."""
+    """The architecture as its recorded description or Hugging Face config builds it, on the
+    meta device (no memory). Only what builds without running code is built: a recorded
+    factory is never imported here (it may not be the one the caller trusted)."""
     desc = getattr(model, "secateurs_arch", None)
     config = getattr(model, "config", None)
     try:
@@ -211,10 +213,10 @@ def _original_build(model: nn.Module) -> nn.Module | None:
             if isinstance(desc, dict) and "modules" in desc:
                 from secateurs.io.arch import _build_base
 
-                return _build_base(desc)
+                return _build_base(desc, None, None, False)
             if config is not None and _is_hf(model):
                 return type(model)(copy.deepcopy(config))
-    except Exception:  # a factory that cannot build on the meta device: nothing to compare
+    except Exception:  # it would need code, or cannot build on the meta device: no comparison
         return None
     return None
 

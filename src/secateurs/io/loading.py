@@ -1,17 +1,21 @@
 """Load a model from whatever the user has: the forms the CLI's MODEL argument accepts.
 
-1. a secateurs model file (safetensors with a secateurs header): rebuilt, nothing executed;
+1. a secateurs model file (safetensors with a secateurs header): rebuilt without running
+   anything the file names (`secateurs.io.load`; a model of the user's own class needs
+   ``arch=`` or ``trust_arch=True``);
 2. a state dict, ``.pt``/``.pth``/``.bin`` (read with ``torch.load(weights_only=True)``) or a
    plain ``.safetensors``, plus ``arch="package.module:factory"`` that builds the architecture;
-3. a Hugging Face model folder (``config.json`` + weights), loaded offline;
+3. a Hugging Face model folder (``config.json`` + weights), loaded offline through
+   transformers' own classes with ``trust_remote_code=False``;
 4. a whole pickled module (``torch.save(model)``): only with ``trust_pickle=True``, because
    unpickling runs code from the file.
+
+Special files (FIFOs, devices) are refused before they are opened.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pickle
 import re
@@ -23,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.io.model_file import is_secateurs_file, load
+from secateurs.io.bounded import loads_json
+from secateurs.io.model_file import check_regular_file, is_secateurs_file, load
 from secateurs.io.user_code import run_user_code, torch_load_with_code
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "module")
@@ -83,15 +88,36 @@ def _load_hf(folder: Path) -> nn.Module:
         import transformers
     except ImportError as e:
         raise ImportError("loading a Hugging Face folder needs `pip install secateurs[hf]`") from e
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config_path = check_regular_file(folder / "config.json")
+    try:
+        config = loads_json(config_path.read_bytes())
+    except ValueError as e:
+        raise ValueError(f"{config_path}: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} is not a JSON object")
     names = config.get("architectures") or []
-    cls = getattr(transformers, names[0], None) if names else None
-    if cls is None:
-        cls = transformers.AutoModel
-    return cls.from_pretrained(str(folder), local_files_only=True)
+    name = names[0] if isinstance(names, list) and names else None
+    cls = transformers.AutoModel
+    if name is not None:
+        found = getattr(transformers, name, None) if isinstance(name, str) else None
+        if not (isinstance(found, type) and issubclass(found, transformers.PreTrainedModel)):
+            raise ValueError(
+                f"{config_path} names architecture {name!r}, which is not a transformers model "
+                "class; custom code from a model folder is never run (trust_remote_code=False)"
+            )
+        cls = found
+    for weights in folder.glob("*.bin"):
+        check_regular_file(weights)
+    try:
+        return cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, pickle.UnpicklingError, RuntimeError, KeyError) as e:
+        raise ValueError(
+            f"{folder} is not a loadable Hugging Face model folder ({_first_line(e)})"
+        ) from None
 
 
 def _torch_load_weights(path: Path, trust_pickle: bool, code: ModuleType | None = None) -> Any:
+    check_regular_file(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] != b"PK" and magic[:1] != b"\x80":  # neither torch's zip nor a raw pickle
@@ -171,10 +197,14 @@ def load_model_any(
     arch: str | None = None,
     arch_kwargs: Mapping[str, Any] | None = None,
     trust_pickle: bool = False,
+    trust_arch: bool = False,
     code: str | os.PathLike | None = None,
 ) -> nn.Module:
     """Load a model from a secateurs file, a state dict + `arch`, a Hugging Face folder or
     (with `trust_pickle`) a pickled module. Errors say which form was expected and why.
+
+    `arch` is the caller's ``"package.module:factory"``; `trust_arch` lets a secateurs file
+    use the factory it records (see `secateurs.io.load`).
 
     `code` is the Python file (usually the training script) that defines the classes of a
     pickled model saved from it (``torch.save(model)`` pickles them as ``__main__.MyMLP``);
@@ -193,13 +223,15 @@ def load_model_any(
             )
         user_code = run_user_code(code)
     if path.is_dir():
-        if (path / "config.json").is_file():
+        if (path / "config.json").exists():
             return _load_hf(path)
         raise ValueError(f"{path} is a folder without config.json (not a Hugging Face model)")
+    check_regular_file(path)
 
     if path.suffix == ".safetensors" or _looks_like_safetensors(path):
         if is_secateurs_file(path):
-            return load(path)
+            kwargs = dict(arch_kwargs) if arch_kwargs is not None else None
+            return load(path, arch=arch, arch_kwargs=kwargs, trust_arch=trust_arch)
         if arch is None:
             raise ValueError(
                 f"{path} is a plain safetensors state dict; pass --arch package.module:factory "

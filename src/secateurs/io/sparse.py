@@ -92,42 +92,82 @@ def _corrupt(what: str) -> ValueError:
     return ValueError(f"corrupt packed tensor: {what}")
 
 
+_PARTS = {"dense": {"data"}, "bitmask": {"mask", "values"}, "csr": {"crow", "col", "values"}}
+_INDEX_DTYPES = {"int16", "int32", "int64"}
+
+
+def check_parts(
+    packing: Any,
+    parts: dict[str, tuple[tuple[int, ...], str | None]],
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+) -> None:
+    """Check the stored parts' shapes and dtypes (``{part: (shape, dtype name)}``) against the
+    declared tensor before any of them is read: a ValueError names the first mismatch."""
+    if packing not in _PARTS:
+        raise _corrupt(f"unknown packing {packing!r}")
+    if set(parts) != _PARTS[packing]:
+        raise _corrupt(f"{packing} needs parts {sorted(_PARTS[packing])}, found {sorted(parts)}")
+    name = str(dtype).removeprefix("torch.")
+    n = math.prod(shape)
+    if packing == "dense":
+        if parts["data"] != (shape, name):
+            raise _corrupt(f"dense data {parts['data']} != declared {shape} {name}")
+        return
+    vshape, vdtype = parts["values"]
+    if len(vshape) != 1 or vdtype != name or not 0 <= vshape[0] <= n:
+        raise _corrupt(f"values {parts['values']} do not fit {n} {name} elements")
+    if packing == "bitmask":
+        if parts["mask"] != (((n + 7) // 8,), "uint8"):
+            raise _corrupt(f"bitmask {parts['mask']} for {n} elements")
+        return
+    rows = shape[0] if len(shape) >= 2 else 1
+    crow_shape, crow_dtype = parts["crow"]
+    col_shape, col_dtype = parts["col"]
+    nv = vshape[0]
+    if crow_shape != (rows + 1,) or crow_dtype not in _INDEX_DTYPES:
+        raise _corrupt(f"CSR row pointers {parts['crow']} for {rows} rows")
+    if col_shape != (nv,) or col_dtype not in _INDEX_DTYPES:
+        raise _corrupt(f"CSR column indices {parts['col']} for {nv} values")
+
+
 def unpack(
     packing: str, parts: dict[str, torch.Tensor], shape: list[int] | tuple[int, ...], dtype: Any
 ) -> torch.Tensor:
     """Rebuild the tensor that `pack` packed, checking that the parts are consistent."""
     shape = tuple(int(s) for s in shape)
+    check_parts(
+        packing,
+        {k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in parts.items()},
+        shape,
+        dtype,
+    )
     n = math.prod(shape)
     if packing == "dense":
-        data = parts["data"]
-        if tuple(data.shape) != shape or data.dtype != dtype:
-            raise _corrupt(f"dense data {tuple(data.shape)} {data.dtype} != {shape} {dtype}")
-        return data
+        return parts["data"]
     values = parts["values"]
-    if values.dtype != dtype or values.dim() != 1:
-        raise _corrupt(f"values have dtype {values.dtype}, expected {dtype}")
     if packing == "bitmask":
-        bits = parts["mask"]
-        if bits.dtype != torch.uint8 or bits.numel() != (n + 7) // 8:
-            raise _corrupt(f"bitmask has {bits.numel()} bytes for {n} elements")
-        mask = torch.from_numpy(np.unpackbits(bits.numpy(), count=n, bitorder="little")).bool()
+        mask = torch.from_numpy(np.unpackbits(parts["mask"].numpy(), count=n, bitorder="little"))
+        mask = mask.bool()
         if int(mask.sum()) != values.numel():
             raise _corrupt(f"bitmask marks {int(mask.sum())} non-zeros but {values.numel()} values")
         out = torch.zeros(n, dtype=dtype)
         out[mask] = values
         return out.reshape(shape)
-    if packing == "csr":
-        rows = shape[0] if len(shape) >= 2 else 1
-        cols = n // rows if rows else 0
-        crow, col = parts["crow"].long(), parts["col"].long()
-        if crow.numel() != rows + 1 or int(crow[0]) != 0 or int(crow[-1]) != values.numel():
-            raise _corrupt("CSR row pointers do not match the values")
-        if bool((crow[1:] < crow[:-1]).any()) or col.numel() != values.numel():
-            raise _corrupt("CSR row pointers decrease or column count differs")
-        if col.numel() and (int(col.min()) < 0 or int(col.max()) >= cols):
-            raise _corrupt("CSR column index out of range")
-        row_idx = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])
-        out = torch.zeros(rows * cols, dtype=dtype)
-        out[row_idx * cols + col] = values
-        return out.reshape(shape)
-    raise _corrupt(f"unknown packing {packing!r}")
+    rows = shape[0] if len(shape) >= 2 else 1
+    cols = n // rows if rows else 0
+    crow, col = parts["crow"].long(), parts["col"].long()
+    if int(crow[0]) != 0 or int(crow[-1]) != values.numel():
+        raise _corrupt("CSR row pointers do not match the values")
+    counts = crow[1:] - crow[:-1]
+    if bool((counts < 0).any()):
+        raise _corrupt("CSR row pointers decrease")
+    if col.numel() and (int(col.min()) < 0 or int(col.max()) >= cols):
+        raise _corrupt("CSR column index out of range")
+    row_idx = torch.repeat_interleave(torch.arange(rows), counts)
+    same_row = row_idx[1:] == row_idx[:-1]
+    if bool((same_row & (col[1:] <= col[:-1])).any()):
+        raise _corrupt("CSR column indices repeat or are unsorted within a row")
+    out = torch.zeros(rows * cols, dtype=dtype)
+    out[row_idx * cols + col] = values
+    return out.reshape(shape)

@@ -3,6 +3,12 @@
 Unknown keys are errors that name the field (``extra="forbid"``), so a typo never silently
 falls back to a default. `load_config` turns every problem into a ValueError whose message
 names the file and the field.
+
+A config is a program: ``model``, ``data`` and ``trainer`` name Python functions that the
+sweep imports and calls (as Hydra's ``_target_`` does), so run only configs you trust. What
+it cannot do is exhaust memory before anything runs: the YAML's nesting and alias expansion
+are bounded (`secateurs.io.bounded`), as are grid sizes, list lengths and step counts (errors
+name the field), and a study name cannot point outside the output folder.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import hashlib
 import json
 import math
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -25,10 +31,18 @@ from pydantic import (
     model_validator,
 )
 
+from secateurs.io.bounded import safe_load_yaml
+
 PruneMethod = Literal["none", "unstructured", "nm", "structured"]
 Scope = Literal["global", "layer"]
 Schedule = Literal["one_shot", "iterative", "cubic"]
 ClipRule = Literal["none", "value", "norm", "agc", "autoclip", "zclip"]
+
+MAX_RANGE_VALUES = 10_000  # values one stepped range may hold
+MAX_LIST = 1_000  # values one list may hold
+MAX_GRID_POINTS = 100_000  # settings one grid may hold
+MAX_STEPS = 10_000_000  # training / fine-tuning / warm-up steps
+MAX_TRIALS = 100_000
 
 
 class _Strict(BaseModel):
@@ -53,6 +67,11 @@ class FloatRange(_Strict):
             raise ValueError(f"a log range needs low > 0, got low={self.low}")
         if self.log and self.step is not None:
             raise ValueError("use either log or step, not both")
+        if self.step is not None and (self.high - self.low) / self.step + 1 > MAX_RANGE_VALUES:
+            raise ValueError(
+                f"step {self.step} makes {(self.high - self.low) / self.step + 1:.3g} values "
+                f"(at most {MAX_RANGE_VALUES:,}); use a larger step"
+            )
         return self
 
     def grid(self) -> list[float] | None:
@@ -73,6 +92,8 @@ def _to_space(v: Any) -> Any:
     if isinstance(v, dict):
         return FloatRange.model_validate(v)
     if isinstance(v, list):
+        if len(v) > MAX_LIST:
+            raise ValueError(f"a list of {len(v)} values (at most {MAX_LIST:,})")
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v):
             raise ValueError(f"a list of values must hold numbers, got {v}")
         return [float(x) for x in v]
@@ -115,15 +136,19 @@ def _check_space(name: str, space: FloatSpace | None, low: float, high: float, h
 class PruneSpace(_Strict):
     """The pruning settings to try. Lists are choices; `{low, high, step}` is a range."""
 
-    method: list[PruneMethod] = Field(default_factory=lambda: ["unstructured"], min_length=1)
+    method: list[PruneMethod] = Field(
+        default_factory=lambda: ["unstructured"], min_length=1, max_length=MAX_LIST
+    )
     sparsity: FloatSpace | None = None
     threshold: FloatSpace | None = None
-    criterion: list[str] = Field(default_factory=lambda: ["magnitude"], min_length=1)
+    criterion: list[str] = Field(
+        default_factory=lambda: ["magnitude"], min_length=1, max_length=MAX_LIST
+    )
     scope: list[Scope] = Field(default_factory=lambda: ["global"], min_length=1)
     schedule: list[Schedule] = Field(default_factory=lambda: ["one_shot"], min_length=1)
-    nm: list[str] = Field(default_factory=lambda: ["2:4"], min_length=1)
+    nm: list[str] = Field(default_factory=lambda: ["2:4"], min_length=1, max_length=MAX_LIST)
     ratio: FloatSpace | None = None
-    importance: list[str] = Field(default_factory=lambda: ["l2"], min_length=1)
+    importance: list[str] = Field(default_factory=lambda: ["l2"], min_length=1, max_length=MAX_LIST)
 
     @field_validator("sparsity")
     @classmethod
@@ -190,9 +215,13 @@ def parse_nm(text: str) -> tuple[int, int]:
 class ClipSuggest(_Strict):
     """How to derive clipping thresholds from a warm-up run's gradient norms."""
 
-    steps: int = Field(default=50, ge=1)
-    percentiles: list[float] = Field(default_factory=lambda: [10.0, 50.0, 90.0])
-    multipliers: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0, 5.0, 10.0])
+    steps: int = Field(default=50, ge=1, le=MAX_STEPS)
+    percentiles: list[float] = Field(
+        default_factory=lambda: [10.0, 50.0, 90.0], max_length=MAX_LIST
+    )
+    multipliers: list[float] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0, 5.0, 10.0], max_length=MAX_LIST
+    )
 
     @field_validator("percentiles")
     @classmethod
@@ -251,7 +280,7 @@ class Evaluation(_Strict):
     """How each candidate is validated: k-fold cross-validation or one holdout split."""
 
     kind: Literal["kfold", "holdout"] = "kfold"
-    k: int = Field(default=5, ge=2)
+    k: int = Field(default=5, ge=2, le=100)
     val: float = Field(default=0.2, gt=0, lt=1)
     stratified: bool = True
 
@@ -259,9 +288,9 @@ class Evaluation(_Strict):
 class Budget(_Strict):
     """Training per fold, fine-tuning per candidate (0 = prune only), wall-clock limit."""
 
-    train_steps: int = Field(default=300, ge=0)
-    finetune_steps: int = Field(default=0, ge=0)
-    batch_size: int = Field(default=64, ge=1)
+    train_steps: int = Field(default=300, ge=0, le=MAX_STEPS)
+    finetune_steps: int = Field(default=0, ge=0, le=MAX_STEPS)
+    batch_size: int = Field(default=64, ge=1, le=1_000_000)
     lr: float = Field(default=1e-3, gt=0)
     finetune_lr: float | None = Field(default=None, gt=0)
     timeout_s: float | None = Field(default=None, gt=0)
@@ -281,6 +310,12 @@ class SweepConfig(_Strict):
     """A whole search: what to prune, on which data, how to validate, what to try."""
 
     study: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("study")
+    @classmethod
+    def _study(cls, v: str | None) -> str | None:
+        return None if v is None else check_name(v, "study")
+
     model: str = Field(min_length=1)
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     data: str = "digits"
@@ -291,7 +326,7 @@ class SweepConfig(_Strict):
     space: Space
     objective: Objective = Field(default_factory=Objective)
     sampler: Literal["grid", "tpe", "nsga2"] = "grid"
-    n_trials: int | None = Field(default=None, ge=1)
+    n_trials: int | None = Field(default=None, ge=1, le=MAX_TRIALS)
     seed: int = 0
 
     @model_validator(mode="after")
@@ -311,6 +346,12 @@ class SweepConfig(_Strict):
                 "space.prune.schedule: iterative/cubic prune during fine-tuning; "
                 "set budget.finetune_steps > 0"
             )
+        points = _grid_bound(self.space)
+        if points > MAX_GRID_POINTS:
+            raise ValueError(
+                f"space: the grid would hold up to {points:,} settings (at most "
+                f"{MAX_GRID_POINTS:,}); use fewer values"
+            )
         if self.budget.train_steps == 0 and self.trainer is None:
             raise ValueError("budget.train_steps: 0 needs a trainer that returns a trained model")
         return self
@@ -320,6 +361,44 @@ class SweepConfig(_Strict):
         payload = self.model_dump(mode="json", exclude={"n_trials", "study"})
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _count(space: Any) -> int:
+    values = float_values(space) if not isinstance(space, str) else None
+    return len(values) if values else 1
+
+
+def _grid_bound(space: Space) -> int:
+    """An upper bound of the grid's size: the product of every choice list's length."""
+    p, c = space.prune, space.clip
+    counts = [len(p.method), len(p.criterion), len(p.scope), len(p.schedule), len(p.nm)]
+    counts += [len(p.importance), _count(p.sparsity), _count(p.threshold), _count(p.ratio)]
+    counts += [len(c.rule), _count(c.threshold)]
+    if c.threshold == "suggest":
+        counts.append(len(c.suggest.percentiles) * len(c.suggest.multipliers))
+    return math.prod(counts)
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` if it can name a folder inside the output folder, else a ValueError:
+    no path separators, no '.' or '..', not absolute, no control characters."""
+    bad = (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or PurePosixPath(name).is_absolute()
+        or PureWindowsPath(name).is_absolute()
+        or PureWindowsPath(name).drive
+        or name.startswith("~")
+        or any(ord(ch) < 32 for ch in name)
+    )
+    if bad:
+        raise ValueError(
+            f"{what}: {name!r} must be a plain name (no '/', '\\', '..', absolute path or "
+            "control characters): it names a folder inside the output folder"
+        )
+    return name
 
 
 def _format_error(e: ValidationError) -> str:
@@ -346,12 +425,21 @@ def parse_config(data: Any, source: str = "config") -> SweepConfig:
 
 
 def load_config(path: str | os.PathLike) -> SweepConfig:
-    """Read and validate a sweep YAML file (safe loader: no Python objects are built)."""
+    """Read and validate a sweep YAML file (safe loader: no Python objects are built;
+    nesting and alias expansion bounded)."""
+    from secateurs.io.model_file import check_regular_file
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise FileNotFoundError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        check_regular_file(p)
+    except ValueError:
+        raise ValueError(f"{p} is not a regular file (a FIFO or device?); refused") from None
+    try:
+        data = safe_load_yaml(p.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

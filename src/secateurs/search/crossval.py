@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from secateurs.measure import accuracy, count_nonzeros, count_parameters
 from secateurs.search.folds import Data, Fold, make_folds
 from secateurs.search.recipe import Recipe, apply_pruning, make_clip_rule
+from secateurs.search.seeding import seed_everything, trial_seed
 from secateurs.search.space import to_recipe
 
 Metric = Callable[[nn.Module, DataLoader], float]
@@ -251,7 +252,9 @@ def evaluate_fold(
     dense_metric = float(metric(model, val_loader))
     params = count_parameters(model)
     example = next(iter(val_loader))[0][:1]
-    torch.manual_seed(seed + fold.index)
+    # Whether the dense model was trained here or read from the cache must not matter.
+    setting = recipe.model_dump(mode="json", exclude={"source"})
+    seed_everything(trial_seed(seed, fold.index, setting), train_loader.generator)
     gradual = recipe.prune.schedule != "one_shot" and finetune_steps > 0
     if gradual and (recipe.prune.method != "unstructured" or recipe.prune.sparsity is None):
         raise ValueError("iterative/cubic schedules apply to unstructured pruning by sparsity")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from torch import nn
 
 from secateurs.io.atomic import write_text_atomic
+from secateurs.io.bounded import safe_load_yaml
 from secateurs.search.config import ClipRule, PruneMethod, Schedule, Scope
 
 
@@ -195,7 +196,9 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     if not p.is_file():
         raise FileNotFoundError(f"recipe file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = safe_load_yaml(p.read_text(encoding="utf-8"))  # bounded aliases and depth
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{p}: malformed YAML: {e}") from None
     if not isinstance(data, dict):

@@ -52,6 +52,16 @@ def _build(factory: Callable[..., Any], kwargs: dict[str, Any], spec: str) -> nn
     return model
 
 
+def named_code(config: SweepConfig) -> dict[str, str]:
+    """The 'module:function' each config field will import and call (shown before a run)."""
+    code = {"model": _ZOO.get(config.model, config.model)}
+    if config.data != "digits":
+        code["data"] = config.data
+    if config.trainer:
+        code["trainer"] = config.trainer
+    return code
+
+
 def model_factory(config: SweepConfig) -> Callable[[], nn.Module]:
     """A zero-argument callable that builds a fresh (untrained) model."""
     spec = _ZOO.get(config.model, config.model)
