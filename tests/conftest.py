@@ -10,7 +10,7 @@ import torch
 TESTS = Path(__file__).parent
 # Folders whose tests train tiny models: one thread is as fast, and busy-waiting worker
 # threads do not fight other processes for the cores of a shared machine.
-ONE_THREAD_FOLDERS = {"experiments", "search", "zoo"}
+ONE_THREAD_FOLDERS = {"experiments", "integrations", "search", "zoo"}
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ def test_demo_clipping_tiny_budget_writes_results(tmp_path, monkeypatch):
         ["demo", "clipping", "--seeds", "1", "--steps", "2", "--workers", "1", "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
-    assert "| by_norm | " in result.output and "seeds succeeded" in result.output
+    assert "| norm | " in result.output and "seeds succeeded" in result.output
     data = json.loads((out / "clipping.json").read_text())
     assert data["config"]["steps"] == 2 and len(data["runs"]) == len(exploding.RULES)
     assert (out / "clipping.csv").read_text().startswith("rule,seed,test_mse")
@@ -55,7 +55,7 @@ def test_demo_quiet_prints_only_the_path(tmp_path, monkeypatch):
 def test_demo_quiet_without_out_prints_the_table(monkeypatch):
     from secateurs.experiments import exploding
 
-    small = exploding.config(length=12, span=6, hidden=4, batch=4, test_size=8, rules=("by_norm",))
+    small = exploding.config(length=12, span=6, hidden=4, batch=4, test_size=8, rules=("norm",))
     monkeypatch.setattr(exploding, "Config", lambda: small)
     result = runner.invoke(
         app, ["demo", "clipping", "--seeds", "1", "--steps", "1", "--workers", "1", "-q"]

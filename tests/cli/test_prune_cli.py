@@ -26,6 +26,10 @@ def evaluate(model):
 
 def broken(model):
     raise RuntimeError("metric exploded")
+
+def batches():
+    x, y = digits().x_train, digits().y_train
+    return [(x[:64], y[:64]), (x[64:128], y[64:128])]
 """
 
 
@@ -56,6 +60,7 @@ def test_prune_inspect_and_load_back(trained, tmp_path, monkeypatch):
     out = tmp_path / "pruned.safetensors"
     r = run(
         "prune",
+        "unstructured",
         d / "digits.pt",
         "--arch",
         ARCH,
@@ -95,6 +100,7 @@ def test_threshold_nm_and_layer_scope(trained, tmp_path):
     d, model, _ = trained
     r = run(
         "prune",
+        "unstructured",
         d / "digits.pt",
         "--arch",
         ARCH,
@@ -112,10 +118,11 @@ def test_threshold_nm_and_layer_scope(trained, tmp_path):
 
     r = run(
         "prune",
+        "nm",
         d / "digits.pt",
         "--arch",
         ARCH,
-        "--nm",
+        "--pattern",
         "2:4",
         "--all",
         "-q",
@@ -128,7 +135,8 @@ def test_threshold_nm_and_layer_scope(trained, tmp_path):
     nm_model = io.load(tmp_path / "nm.safetensors", arch=ARCH)
     assert all(check_nm(nm_model.net[i].weight, 2, 4) for i in (1, 3, 5))
 
-    again_args = ["prune", tmp_path / "t.safetensors", "--sparsity", "0.5", "--scope", "layer"]
+    again_args = ["prune", "unstructured", tmp_path / "t.safetensors", "--sparsity", "0.5"]
+    again_args += ["--scope", "layer"]
     again_args += ["--exclude", "net.3*", "-q", "-o", tmp_path / "again.safetensors"]
     r = run(*again_args)  # the file names its factory: not run without the user's word
     assert r.exit_code == 2 and "--trust-arch" in r.output, r.output
@@ -148,14 +156,14 @@ def test_threshold_nm_and_layer_scope(trained, tmp_path):
         (["--sparsity", "0.5", "--threshold", "0.1"], "exactly one"),
         (["--sparsity", "0.5", "--exclude", "net.42"], "matched no"),
         (["--sparsity", "0.5", "--eval", "no_such_module:f"], "cannot import"),
-        (["--nm", "2-4"], "N:M"),
+        (["--threshold", "0.1", "--include", "net.1*", "--all", "--exclude", "x"], "contradict"),
         (["--sparsity", "0.5", "--criterion", "taylor"], "--data"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(trained, tmp_path, args, message):
     d, _, _ = trained
     out = tmp_path / "out.safetensors"
-    r = run("prune", d / "digits.pt", "--arch", ARCH, *args, "-o", out)
+    r = run("prune", "unstructured", d / "digits.pt", "--arch", ARCH, *args, "-o", out)
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -174,11 +182,21 @@ def test_bad_model_files(trained, tmp_path):
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{broken")
     cases.append(([tmp_path / "corrupt.safetensors"], "error:"))
     for args, message in cases:
-        r = run("prune", *args, "--sparsity", "0.5", "-o", out)
+        r = run("prune", "unstructured", *args, "--sparsity", "0.5", "-o", out)
         assert r.exit_code == 2, (args, r.output)
         assert message in r.output, (args, r.output)
         assert not out.exists()
-    r = run("prune", tmp_path / "whole.pt", "--trust-pickle", "--sparsity", "0.5", "-q", "-o", out)
+    r = run(
+        "prune",
+        "unstructured",
+        tmp_path / "whole.pt",
+        "--trust-pickle",
+        "--sparsity",
+        "0.5",
+        "-q",
+        "-o",
+        out,
+    )
     assert r.exit_code == 0, r.output
     r = run("inspect", d / "digits.pt", "--arch", ARCH)
     assert r.exit_code == 0 and "0.00%" in r.output
@@ -190,6 +208,7 @@ def test_failing_eval_exits_1_without_output(trained, tmp_path, monkeypatch):
     out = tmp_path / "out.safetensors"
     r = run(
         "prune",
+        "unstructured",
         d / "digits.pt",
         "--arch",
         ARCH,
@@ -202,3 +221,53 @@ def test_failing_eval_exits_1_without_output(trained, tmp_path, monkeypatch):
     )
     assert r.exit_code == 1 and "metric exploded" in r.output
     assert not out.exists()
+
+
+def test_nm_pattern_and_bad_pattern(trained, tmp_path):
+    d, _, _ = trained
+    out = tmp_path / "nm.safetensors"
+    r = run("prune", "nm", d / "digits.pt", "--arch", ARCH, "--pattern", "2-4", "-o", out)
+    assert r.exit_code == 2 and "N:M" in r.output and not out.exists()
+
+
+def test_structured_importance_gets_the_data(trained, tmp_path, monkeypatch):
+    """Bug: `--structured --importance taylor --data F` never passed the batches on."""
+    d, model, _ = trained
+    monkeypatch.syspath_prepend(str(d))
+    import digits_eval_mod
+
+    from secateurs.prune import structured
+
+    out = tmp_path / "small.safetensors"
+    args = ["--ratio", "0.5", "--input-shape", "1,64", "--importance", "taylor"]
+    r = run("prune", "structured", d / "digits.pt", "--arch", ARCH, *args,
+            "--data", "digits_eval_mod:batches", "-q", "-o", out)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    want, _ = structured(
+        model, torch.randn(1, 64), ratio=0.5, importance="taylor", data=digits_eval_mod.batches()
+    )
+    got = io.load(out, trust_arch=True)
+    for a, b in zip(got.state_dict().values(), want.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    r = run("prune", "structured", d / "digits.pt", "--arch", ARCH, *args, "-o", out)
+    assert r.exit_code == 2 and "data" in r.output  # taylor without --data: bad input
+
+
+def test_structured_selection_is_protect_not_include(trained, tmp_path):
+    """Bug: `--include` was silently ignored with --structured; now it is refused, and
+    --protect (what structured pruning understands) keeps a layer's width."""
+    d, _, _ = trained
+    out = tmp_path / "small.safetensors"
+    base = ["prune", "structured", d / "digits.pt", "--arch", ARCH, "--ratio", "0.5",
+            "--input-shape", "1,64", "-q", "-o", out]  # fmt: skip
+    r = run(*base, "--include", "net.1*")
+    assert r.exit_code == 2 and "No such option" in r.output and not out.exists()
+    r = run(*base, "--protect", "net.1")
+    assert r.exit_code == 0, r.output
+    widths = [
+        m.out_features
+        for m in io.load(out, trust_arch=True).modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
+    full = [m.out_features for m in MLP().modules() if isinstance(m, torch.nn.Linear)]
+    assert widths[0] == full[0] and widths[1] < full[1] and widths[-1] == full[-1]

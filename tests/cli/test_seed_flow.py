@@ -110,7 +110,7 @@ def run(*args):
 def test_pickled_script_model_prunes_and_loads_into_the_users_class(user_folder):
     d = user_folder
     common = ["--trust-pickle", "--code", f"{SCRIPT}.py", "-t", THRESHOLD]
-    r = run("prune", "model.pth", *common, "--eval", "seedflow_eval:accuracy",
+    r = run("prune", "unstructured", "model.pth", *common, "--eval", "seedflow_eval:accuracy",
             "-o", "pruned.safetensors", "--format", "safetensors")  # fmt: skip
     assert r.exit_code == 0, r.output
     before, after = (
@@ -119,7 +119,7 @@ def test_pickled_script_model_prunes_and_loads_into_the_users_class(user_folder)
     )
     assert before > 0.9 and after > 0.85
     assert not (d / "model.pth.trained").exists()  # the training block did not run
-    r = run("prune", "model.pth", *common, "-q", "-o", "pruned.pth")
+    r = run("prune", "unstructured", "model.pth", *common, "-q", "-o", "pruned.pth")
     assert r.exit_code == 0, r.output
 
     # independent reference: the user's model with |w| < t zeroed by hand in every Linear

@@ -41,9 +41,9 @@ def test_suggestions_follow_pascanu_and_percentiles():
     assert rec.mean == pytest.approx(2.5)
     assert rec.percentile(50) == pytest.approx(2.5)
     s = rec.suggest(percentiles=(50,))
-    assert s["by_norm"] == sorted({1.25, 2.5, 5.0, 12.5, 25.0})
-    assert s["autoclip"] == [50.0]
-    assert s["by_value"] == [pytest.approx(0.3)]
+    assert s.by_norm == sorted({1.25, 2.5, 5.0, 12.5, 25.0})
+    assert s.percentiles == {50.0: pytest.approx(2.5)} and s.for_rule("norm") == s.by_norm
+    assert s.by_value == [pytest.approx(0.3)]
 
 
 def test_bad_input():
@@ -76,7 +76,7 @@ def test_zero_gradients_are_a_wrong_loss_not_a_threshold_of_zero():
     # some zero steps among real ones: the zero candidates are left out, never suggested
     rec = NormRecord(norms=[0.0, 0.0, 0.0, 2.0, 4.0], max_abs=[0.0, 0.0, 0.0, 0.2, 0.4])
     s = rec.suggest(percentiles=(10, 50, 90))
-    assert rec.percentile(10) == 0.0 and min(s["by_norm"]) > 0 and min(s["by_value"]) > 0
+    assert rec.percentile(10) == 0.0 and min(s.by_norm) > 0 and min(s.by_value) > 0
 
 
 def test_record_norms_with_a_loss_that_ignores_the_weights_says_so():

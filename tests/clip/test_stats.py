@@ -31,7 +31,7 @@ def test_format_step_mentions_clip_and_skip():
     stats = ByNorm(0.01)(m)
     line = format_step(StepRecord(3, 0, torch.tensor(0.5), clip=stats))
     assert line.startswith("step     3") and "norm" in line and "-> 0.01" in line
-    skipped = format_step(StepRecord(4, 0, torch.tensor(0.5), skipped=True))
+    skipped = format_step(StepRecord(4, 0, torch.tensor(0.5), skip=True))
     assert skipped.endswith("skipped")
 
 

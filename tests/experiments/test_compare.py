@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from secateurs.cli import app
+from secateurs.clip import GradNormRecorder
 from secateurs.experiments.compare import (
     VARIANTS,
     CompareConfig,
@@ -15,7 +16,7 @@ from secateurs.experiments.compare import (
     run_compare,
     write_outputs,
 )
-from secateurs.experiments.tracking import GradMonitor, ValidationTracker, loss_spikes
+from secateurs.experiments.tracking import ValidationTracker, loss_spikes
 from secateurs.report import validate
 from secateurs.zoo import TASKS
 
@@ -171,15 +172,15 @@ def test_grad_monitor_norm_matches_torch_and_counts_clipping():
     model(torch.randn(8, 5)).pow(2).sum().backward()
     ref = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
     biggest = max(float(p.grad.abs().max()) for p in model.parameters())
-    mon = GradMonitor(ByNorm(ref / 2))
+    mon = GradNormRecorder(ByNorm(ref / 2))
     mon(model)
-    assert mon.norms[0] == pytest.approx(ref, rel=1e-6)
-    assert mon.max_abs[0] == pytest.approx(biggest)
+    assert mon.record.norms[0] == pytest.approx(ref, rel=1e-6)
+    assert mon.record.max_abs[0] == pytest.approx(biggest)
     after = float(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
     assert after == pytest.approx(ref / 2, rel=1e-4)
     mon(model)  # now under the threshold: no clipping
     assert mon.clipped == [True, False] and mon.clip_rate == 0.5 and mon.clipped_steps == [0]
-    assert GradMonitor().clip_rate is None
+    assert GradNormRecorder().clip_rate is None
 
 
 def test_loss_spikes():

@@ -60,12 +60,12 @@ def test_divergence_is_detected():
         batch=8,
         lr=1e6,
         test_size=8,
-        rules=("none", "by_norm"),
+        rules=("none", "norm"),
     )
     runs = {r.rule: r for r in exploding.run(cfg, workers=1).runs}
     assert runs["none"].diverged and not runs["none"].succeeded
     assert runs["none"].nonfinite_steps >= 1 and math.isnan(runs["none"].test_mse)
-    assert not runs["by_norm"].diverged  # clipping bounds every step
+    assert not runs["norm"].diverged  # clipping bounds every step
 
 
 def test_bad_config():

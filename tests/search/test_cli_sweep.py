@@ -143,14 +143,14 @@ def test_prune_applies_the_best_recipe(finished, tmp_path):
     recipe = d / "out" / "best-recipe.yaml"
     out = tmp_path / "pruned.safetensors"
     arch = ["--arch", "secateurs.zoo.models:mlp"]
-    result = _run("prune", str(src), "--recipe", str(recipe), "-o", str(out), "-q", *arch)
+    result = _run("prune", "recipe", str(src), str(recipe), "-o", str(out), "-q", *arch)
     assert result.exit_code == 0, result.output
     pruned = io.load(out, arch="secateurs.zoo.models:mlp")
     w = pruned.net[1].weight
     sparsity = json.loads((d / "out" / "results.json").read_text())["best"]["sparsity"]
     assert int((w == 0).sum()) == round(sparsity * w.numel())
-    clash = _run("prune", str(src), "--recipe", str(recipe), "--sparsity", "0.5", "-o", str(out))
-    assert clash.exit_code == 2 and "drop --sparsity" in clash.output
+    clash = _run("prune", "recipe", str(src), str(recipe), "--sparsity", "0.5", "-o", str(out))
+    assert clash.exit_code == 2 and "No such option" in clash.output
 
 
 def test_a_failing_trial_exits_1_and_keeps_what_was_done(tmp_path, write_config):

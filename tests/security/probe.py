@@ -467,11 +467,11 @@ def run_hostile(folder: Path) -> dict[str, Any]:
         "io.load_model_any": io.load_model_any,
         "io.inspect_file": io.model_file.inspect_file,  # tensors only: succeeds
         "cli inspect": lambda p: _cli("inspect", p),
-        "cli prune": lambda p: _cli("prune", p, "-s", "0.5", "-o", out),
-        "cli prune --recipe": lambda p: _cli("prune", p, "--recipe", recipe, "-o", out),
+        "cli prune": lambda p: _cli("prune", "unstructured", p, "-s", "0.5", "-o", out),
+        "cli prune recipe": lambda p: _cli("prune", "recipe", p, recipe, "-o", out),
     }
     expected = {"io.inspect_file": None, "cli inspect": 0, "cli prune": 2}
-    expected["cli prune --recipe"] = 2
+    expected["cli prune recipe"] = 2
     sys.path.insert(0, str(folder))  # worst case: the folder is importable (python -m)
     tried = handled = 0
     findings = []

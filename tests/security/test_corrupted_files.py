@@ -100,11 +100,22 @@ def test_special_files_are_refused_without_blocking(tmp_path):
         load_config(fifo)
 
 
-def test_meta_tensors_are_a_clear_error_when_saving(tmp_path):
+def test_meta_tensors_and_none_are_clear_errors(tmp_path):
+    from secateurs import prune
+
     with torch.device("meta"):
-        model = torch.nn.Linear(4, 4)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     with pytest.raises(ValueError, match="meta device"):
         io.save(model, tmp_path / "m.safetensors")
+    for call in (
+        lambda m: prune.unstructured_(m, sparsity=0.5),
+        lambda m: prune.nm_(m, 2, 4),
+        prune.sparsity_report,
+    ):
+        with pytest.raises(ValueError, match="meta device"):
+            call(model)
+        with pytest.raises(TypeError, match=r"nn\.Module"):
+            call(None)
     with pytest.raises(TypeError, match=r"nn\.Module"):
         io.save(None, tmp_path / "m.safetensors")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []

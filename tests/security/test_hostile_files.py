@@ -73,9 +73,10 @@ def test_every_cli_entry_point_runs_nothing(hostile, tmp_path):
         for args in (
             ["inspect", path],
             ["inspect", path, "--json"],
-            ["prune", path, "--sparsity", "0.5", "-o", out],
-            ["prune", path, "--recipe", recipe, "-o", out],
-            ["prune", path, "--structured", "--ratio", "0.5", "--input-shape", "2,8", "-o", out],
+            ["prune", "unstructured", path, "--sparsity", "0.5", "-o", out],
+            ["prune", "nm", path, "--pattern", "2:4", "-o", out],
+            ["prune", "recipe", path, recipe, "-o", out],
+            ["prune", "structured", path, "--ratio", "0.5", "--input-shape", "2,8", "-o", out],
         ):
             r = runner.invoke(app, [str(a) for a in args])
             assert not marker.exists(), (name, args)
@@ -83,6 +84,7 @@ def test_every_cli_entry_point_runs_nothing(hostile, tmp_path):
                 assert r.exit_code == 0, (name, r.output)
             else:
                 assert r.exit_code == 2, (name, args, r.output)
+                assert "Usage:" not in r.output, (args, r.output)  # refused input, not a typo
                 assert "Traceback" not in r.output and not out.exists()
 
 
@@ -93,7 +95,18 @@ def test_a_real_process_in_the_files_folder_runs_nothing(hostile, tmp_path):
     path = dict(files)["module beside the file"]
     env = dict(os.environ, PYTHONPATH=str(Path(io.__file__).parents[2]))
     r = subprocess.run(
-        [sys.executable, "-m", "secateurs", "prune", path.name, "-s", "0.5", "-o", "o.st"],
+        [
+            sys.executable,
+            "-m",
+            "secateurs",
+            "prune",
+            "unstructured",
+            path.name,
+            "-s",
+            "0.5",
+            "-o",
+            "o.st",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

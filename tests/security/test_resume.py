@@ -94,7 +94,7 @@ def _figures(path: Path) -> tuple[list[dict], dict, dict]:
 
     rows = [plain(t) for t in data["trials"] if t["state"] == "COMPLETE"]
     rows.sort(key=lambda r: json.dumps(r, sort_keys=True))
-    return rows, data["dense"], plain(data["best"])
+    return rows, data["dense"], plain(data["best"] or {})
 
 
 @pytest.mark.slow
@@ -115,6 +115,6 @@ def test_kill_9_at_a_random_point_then_resume_gives_the_same_figures(tmp_path):
     _, err2 = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err2
     rows, dense, best = _figures(tmp_path / "whole" / "results.json")
-    assert len(rows) == 4 and all("metric_mean" in r for r in rows)
+    assert len(rows) == 4 and all("metric_mean" in r for r in rows) and best
     when = f"killed {delay:.2f} s after {after} completed trials"
     assert _figures(tmp_path / "killed" / "results.json") == (rows, dense, best), when

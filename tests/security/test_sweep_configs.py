@@ -36,7 +36,7 @@ def test_billion_laughs_deep_nesting_and_cycles_are_refused():
     with pytest.raises(ValueError, match="levels deep"):
         safe_load_yaml("[" * 200 + "]" * 200)
     with pytest.raises(ValueError, match="levels deep"):
-        safe_load_yaml("[" * 50_000 + "]" * 50_000)
+        safe_load_yaml("[" * 5_000 + "]" * 5_000)  # past the recursion limit
     with pytest.raises(ValueError, match="cycle"):
         safe_load_yaml("a: &a [*a]")
     assert safe_load_yaml("a: &x {b: 1}\nc: *x") == {"a": {"b": 1}, "c": {"b": 1}}
@@ -91,7 +91,7 @@ def test_hostile_yaml_files_exit_2(tmp_path):
         load_config(laughs)
     r = _run("sweep", laughs, "--storage", f"sqlite:///{tmp_path / 's.db'}")
     assert r.exit_code == 2 and "expands" in r.output
-    r = _run("prune", tmp_path / "x.pt", "--recipe", laughs, "-o", tmp_path / "o.st")
+    r = _run("prune", "recipe", tmp_path / "x.pt", laughs, "-o", tmp_path / "o.st")
     assert r.exit_code == 2 and "expands" in r.output
 
 

@@ -140,4 +140,4 @@ def test_log_and_history_callbacks_report_loss_and_clip_stats():
     assert len(lines) == 2 and lines[0].startswith("step     0")
     assert "loss" in lines[0] and "norm" in lines[0] and "->" in lines[0]
     assert [r["step"] for r in hist.rows] == [0, 1, 2, 3]
-    assert all(r["clipped"] and r["rule"] == "by_norm" for r in hist.rows)
+    assert all(r["clipped"] and r["rule"] == "norm" for r in hist.rows)

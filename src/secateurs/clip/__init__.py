@@ -1,5 +1,8 @@
 """Gradient clipping rules and weight clipping.
 
+`RULES` maps each rule's name ("value", "norm", "agc", "autoclip", "zclip": the names recipes,
+configs and the command line use) to its class; `make_rule(name, threshold)` builds one.
+
 A rule is called once per optimizer step, after backward (and `GradScaler.unscale_`) and
 before `optimizer.step()`, as `rule(model_or_parameters)`; it clips in place and returns a
 `ClipStats`::
@@ -10,8 +13,10 @@ before `optimizer.step()`, as `rule(model_or_parameters)`; it clips in place and
     optimizer.step()
 
 `wrap(optimizer, rule)` does the call inside `step()` and skips steps with non-finite
-gradients; `chain(*rules)` composes; `ClipMonitor` summarises; `GradNormRecorder` records the
-norm distribution to choose thresholds from (`secateurs.train.record_norms` runs it);
+gradients; `chain(*rules)` composes; `Scheduled(rule, max_norm=fn)` makes a setting follow
+a schedule (rules read their settings at call time); `ClipMonitor` summarises;
+`GradNormRecorder` records the norm distribution to choose thresholds from
+(`secateurs.train.record_norms` runs it);
 `clip_weights_` clamps weights (WGAN critics).
 """
 
@@ -23,27 +28,33 @@ from secateurs.clip.functional import agc, clip_grad_norm, clip_grad_value
 from secateurs.clip.norm import ByNorm
 from secateurs.clip.optim import ClippedOptimizer, wrap
 from secateurs.clip.policy import POLICIES, Policy
-from secateurs.clip.recorder import GradNormRecorder, NormRecord
+from secateurs.clip.recorder import ClipSuggestion, GradNormRecorder, NormRecord
+from secateurs.clip.schedule import Scheduled
+from secateurs.clip.skip import step_unless
 from secateurs.clip.stats import ClipStats
 from secateurs.clip.telemetry import ClipMonitor
 from secateurs.clip.value import ByValue
+from secateurs.clip.vocabulary import RULES, make_rule
 from secateurs.clip.weights import clip_weights_
 from secateurs.clip.zclip import ZClip
 
 __all__ = [
     "AGC",
     "POLICIES",
+    "RULES",
     "AutoClip",
     "ByNorm",
     "ByValue",
     "Chain",
     "ClipMonitor",
     "ClipStats",
+    "ClipSuggestion",
     "ClippedOptimizer",
     "GradNormRecorder",
     "NormRecord",
     "Policy",
     "Rule",
+    "Scheduled",
     "ZClip",
     "agc",
     "chain",
@@ -51,6 +62,8 @@ __all__ = [
     "clip_grad_value",
     "clip_weights_",
     "final_classifier",
+    "make_rule",
+    "step_unless",
     "unit_norms",
     "wrap",
 ]

@@ -58,6 +58,7 @@ class AGC(Rule):
     """
 
     name = "agc"
+    threshold_setting = "clip"
 
     def __init__(
         self,

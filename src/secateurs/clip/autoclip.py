@@ -22,6 +22,7 @@ class AutoClip(GlobalNormRule):
     """
 
     name = "autoclip"
+    threshold_setting = "percentile"
 
     def __init__(
         self,

@@ -22,6 +22,8 @@ class Rule(abc.ABC):
     """
 
     name = "rule"
+    #: the constructor argument a recipe's or config's one `threshold` sets (see `RULES`)
+    threshold_setting = ""
 
     def __init__(self, nonfinite: Policy = "skip") -> None:
         self.nonfinite: Policy = check_policy(nonfinite)

@@ -36,7 +36,7 @@ class Chain(Rule):
             stats = rule(parameters)
             parts.append(stats)
             if stats.tensors()["skipped"] is True:
-                break
+                break  # (a device-side skip flag is not read: the next rules keep factor 1)
         raw = [p.tensors() for p in parts]
         coefs = [r["coef"] for r in raw if r["coef"] is not None]
         coef: Any = None
@@ -50,13 +50,16 @@ class Chain(Rule):
                 r["clipped"] if isinstance(r["clipped"], torch.Tensor) else bool(r["clipped"])
             )
         nonfinite = next((r["nonfinite"] for r in raw if r["nonfinite"] is not None), None)
+        skipped: Any = False
+        for r in raw:
+            skipped = skipped | r["skipped"]
         return ClipStats(
             self.name,
             norm_before=raw[0]["norm_before"],
             norm_after=raw[-1]["norm_after"],
             coef=coef,
             nonfinite=nonfinite,
-            skipped=any(r["skipped"] is True for r in raw),
+            skipped=skipped,
             clipped=clipped,
             parts=parts,
         )

@@ -9,7 +9,7 @@ from torch import nn
 
 from secateurs.clip._checks import norm_type as check_norm_type
 from secateurs.clip._checks import positive
-from secateurs.clip._global import GlobalNormRule
+from secateurs.clip._global import clip_global_norm
 from secateurs.clip._grads import Target, parameters_of, with_grads
 from secateurs.clip._norms import local, tensor_norms
 from secateurs.clip.base import Rule
@@ -17,17 +17,6 @@ from secateurs.clip.policy import Policy, apply_policy, count_nonfinite
 from secateurs.clip.stats import ClipStats
 
 Scope = Literal["global", "param", "layer"]
-
-
-class _GlobalNorm(GlobalNormRule):
-    name = "by_norm"
-
-    def __init__(self, max_norm: float, norm_type: float | str, nonfinite: Policy) -> None:
-        super().__init__(norm_type, nonfinite)
-        self.max_norm = max_norm
-
-    def threshold(self, total: torch.Tensor) -> float:
-        return self.max_norm  # a Python float: the same arithmetic as clip_grad_norm_
 
 
 class ByNorm(Rule):
@@ -39,9 +28,13 @@ class ByNorm(Rule):
     - scope="param": each tensor by its own norm (Keras `clipnorm`).
     - scope="layer": the parameters each module owns directly, together (needs a module).
     For "param" and "layer", `coef` reports the smallest factor applied.
+
+    The settings are read at each call: after `rule.max_norm = 100` the next step clips at
+    100 (wrap the rule in `Scheduled` to follow a schedule).
     """
 
-    name = "by_norm"
+    name = "norm"
+    threshold_setting = "max_norm"
 
     def __init__(
         self,
@@ -52,17 +45,42 @@ class ByNorm(Rule):
         nonfinite: Policy = "skip",
     ) -> None:
         super().__init__(nonfinite)
-        self.max_norm = positive("max_norm", max_norm)
-        self.norm_type = check_norm_type(norm_type)
-        if scope not in ("global", "param", "layer"):
-            raise ValueError(f"scope must be 'global', 'param' or 'layer', got {scope!r}")
-        self.scope: Scope = scope
-        self._global = _GlobalNorm(self.max_norm, self.norm_type, self.nonfinite)
+        self.max_norm = max_norm
+        self.norm_type = norm_type  # type: ignore[assignment]
+        self.scope = scope
+
+    @property
+    def max_norm(self) -> float:
+        return self._max_norm
+
+    @max_norm.setter
+    def max_norm(self, value: float) -> None:
+        self._max_norm = positive("max_norm", value)
+
+    @property
+    def norm_type(self) -> float:
+        return self._norm_type
+
+    @norm_type.setter
+    def norm_type(self, value: float | str) -> None:
+        self._norm_type = check_norm_type(value)
+
+    @property
+    def scope(self) -> Scope:
+        return self._scope
+
+    @scope.setter
+    def scope(self, value: Scope) -> None:
+        if value not in ("global", "param", "layer"):
+            raise ValueError(f"scope must be 'global', 'param' or 'layer', got {value!r}")
+        self._scope = value
 
     def apply(self, parameters: Target) -> ClipStats:
         if self.scope == "global":
-            self._global.nonfinite = self.nonfinite  # an attribute set after construction
-            return self._global.apply(parameters)
+            # a Python float threshold: the same arithmetic as clip_grad_norm_
+            return clip_global_norm(
+                self, parameters, self.norm_type, lambda _: self.max_norm, stateless=True
+            )
         if self.scope == "layer" and not isinstance(parameters, nn.Module):
             raise TypeError(
                 "scope='layer' needs the model (an nn.Module) to know which parameters belong "
@@ -74,13 +92,15 @@ class ByNorm(Rule):
         grads = [p.grad for p in params]
         per = tensor_norms(grads, self.norm_type)
         bad = count_nonfinite(per)
-        action = apply_policy(self.nonfinite, grads, bad)
+        skip: torch.Tensor | bool = False
+        if self.nonfinite == "skip":  # decided on the device: no host synchronisation
+            action, skip = "ok", bad > 0
+        else:
+            action = apply_policy(self.nonfinite, grads, bad)
         p = self.norm_type
         device = local(grads[0]).device
         per_t = torch.stack([n.to(device) for n in per])
         total = torch.linalg.vector_norm(per_t, p)
-        if action == "skip":
-            return ClipStats.skipped_step(self.name, total, bad)
         if action == "zeroed":
             per = tensor_norms(grads, p)
             per_t = torch.stack([n.to(device) for n in per])
@@ -90,7 +110,10 @@ class ByNorm(Rule):
         else:
             owner = _owners(parameters, params)  # type: ignore[arg-type]
             unit_norms = _group_norms(per_t, owner, p)
-        coefs = torch.clamp(self.max_norm / (unit_norms + 1e-6), max=1.0)
+        keep = torch.as_tensor(skip, device=device)
+        over = (unit_norms > self.max_norm) & ~keep
+        # a skipped step keeps its gradients: factor 1 (the caller does not step)
+        coefs = torch.where(keep, 1.0, torch.clamp(self.max_norm / (unit_norms + 1e-6), max=1.0))
         for g, c in zip(grads, coefs.unbind(), strict=True):
             local(g).mul_(c.to(local(g).dtype))
         after = torch.linalg.vector_norm(per_t * coefs, p)
@@ -100,8 +123,9 @@ class ByNorm(Rule):
             norm_after=after,
             coef=coefs.min(),
             nonfinite=bad,
-            clipped=(unit_norms > self.max_norm).any(),
-            extra={"units_clipped": (unit_norms > self.max_norm).sum()},
+            skipped=skip,
+            clipped=over.any(),
+            extra={"units_clipped": over.sum()},
         )
 
     def _describe(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from secateurs.clip._grads import Target
+from secateurs.clip.skip import skip_flag, step_unless
 from secateurs.clip.stats import ClipStats
 
 
@@ -37,7 +38,7 @@ class ClippedOptimizer:
         self.rule = rule
         self.parameters = parameters
         self.steps = 0
-        self.skipped_steps = 0
+        self._skipped: torch.Tensor | int = 0
         self.last_stats: ClipStats | None = None
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -49,11 +50,22 @@ class ClippedOptimizer:
         stats = self.rule(target)
         self.last_stats = stats
         self.steps += 1
-        if getattr(stats, "skipped", False):
-            self.skipped_steps += 1
-            return loss
-        self.optimizer.step()
+        skip = skip_flag(stats)
+        if isinstance(skip, torch.Tensor):
+            self._skipped = self._skipped + skip.to(torch.int64)  # stays on the device
+        elif skip:
+            self._skipped = self._skipped + 1
+        step_unless(self.optimizer, skip)
         return loss
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps not taken (this reads the count from the device)."""
+        return int(self._skipped)
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self._skipped = int(value)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)

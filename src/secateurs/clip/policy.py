@@ -7,7 +7,11 @@
   and `secateurs.train.fit` then skip `optimizer.step()` (optimizer state untouched).
 - "zero": replace the non-finite elements by 0, then clip what remains.
 
-Checking reads one number from the device per step (a synchronisation on a GPU).
+ByNorm decides "skip" on the device: its `ClipStats.skipped` is a tensor that
+`secateurs.clip.step_unless` (used by `wrap` and `fit`) acts on without reading it back, as
+GradScaler does. "error" and "zero", and the rules whose state must never see a bad step
+(AutoClip, ZClip) or that check separately (AGC, ByValue), read one number from the device per
+step (a synchronisation on a GPU).
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ class ClipStats:
     - `norm_after`: the total norm after it (computed from the norms, not from another pass);
     - `coef`: the factor applied (global rules), or the smallest factor applied (per-unit rules);
     - `nonfinite`: how many gradient tensors held NaN or inf (None where not checked);
-    - `skipped`: True when the non-finite policy "skip" asks the caller not to step;
+    - `skipped`: True when the non-finite policy "skip" asks the caller not to step (a tensor
+      on the device where the rule decided there, so that nobody waits for it:
+      `secateurs.clip.step_unless` steps or not without reading it);
     - `clipped`: True when the rule changed any gradient (False where nothing was measured:
       ByValue without a non-finite check).
     """
@@ -49,7 +51,7 @@ class ClipStats:
         norm_after: Value = None,
         coef: Value = None,
         nonfinite: Value = None,
-        skipped: bool = False,
+        skipped: Value = False,
         clipped: Value = None,
         extra: dict[str, Value] | None = None,
         parts: list[ClipStats] | None = None,

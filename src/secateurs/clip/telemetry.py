@@ -32,7 +32,7 @@ class ClipMonitor:
         self.rule = rule
         self.history = count("history", history)
         self.steps = 0
-        self.skipped = 0
+        self._skipped: torch.Tensor | int = 0
         self._norms: torch.Tensor | None = None
         self._pos = 0
         self._filled = 0
@@ -56,8 +56,11 @@ class ClipMonitor:
     def update(self, stats: ClipStats) -> None:
         raw = stats.tensors()
         self.steps += 1
-        if stats.skipped:
-            self.skipped += 1
+        skip = raw["skipped"]
+        if isinstance(skip, torch.Tensor):
+            self._skipped = skip.to(torch.int64) + self._skipped
+        elif skip:
+            self._skipped = self._skipped + 1
         clipped = raw["clipped"]
         if isinstance(clipped, torch.Tensor):
             self._clipped = clipped.to(torch.int64) + self._clipped
@@ -115,7 +118,7 @@ class ClipMonitor:
             "steps": self.steps,
             "clipped": clipped,
             "clip_rate": clipped / self.steps if self.steps else 0.0,
-            "skipped": self.skipped,
+            "skipped": int(self._skipped),
             "nonfinite_steps": int(self._nonfinite_steps),
             "norm_last": float(norms[-1]) if norms.numel() else None,
             "norm_mean": float(finite.mean()) if finite.numel() else None,
@@ -126,7 +129,7 @@ class ClipMonitor:
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "steps": self.steps,
-            "skipped": self.skipped,
+            "skipped": int(self._skipped),
             "clipped": int(self._clipped),
             "nonfinite_steps": int(self._nonfinite_steps),
             "norms": self.norms.cpu(),
@@ -138,7 +141,7 @@ class ClipMonitor:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         norms = torch.as_tensor(state["norms"], dtype=torch.float32).reshape(-1)[-self.history :]
         self.steps = int(state["steps"])
-        self.skipped = int(state["skipped"])
+        self._skipped = int(state["skipped"])
         self._clipped = int(state["clipped"])
         self._nonfinite_steps = int(state["nonfinite_steps"])
         self._norms = torch.full((self.history,), float("nan"))

@@ -25,7 +25,8 @@ class ByValue(Rule):
     max-abs (inf) norms, the quantity value clipping bounds, and whether anything was clipped.
     """
 
-    name = "by_value"
+    name = "value"
+    threshold_setting = "clip"
 
     def __init__(self, clip: float, *, nonfinite: Policy = None) -> None:
         super().__init__(nonfinite)

@@ -27,6 +27,7 @@ class ZClip(GlobalNormRule):
     """Z-score spike clipping on EMA statistics of the global gradient norm."""
 
     name = "zclip"
+    threshold_setting = "z"
 
     def __init__(
         self,

@@ -33,13 +33,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.clip import GradNormRecorder
 from secateurs.experiments.scorecard import environment, first_example, measure
 from secateurs.experiments.tracking import (
-    GradMonitor,
     ValidationTracker,
     loss_spikes,
     nonfinite_steps,
 )
+from secateurs.pipeline import Bake, Measure, Pipeline, Prune, Run, Train
 from secateurs.zoo.registry import TASKS, Task, TaskData, get_task
 
 VARIANTS = (
@@ -107,8 +108,8 @@ class CompareConfig:
 @dataclass
 class _Trained:
     model: nn.Module
-    monitor: GradMonitor
-    aux_monitor: GradMonitor
+    monitor: GradNormRecorder
+    aux_monitor: GradNormRecorder
 
 
 @dataclass
@@ -158,10 +159,10 @@ class _Runner:
         steps: int,
         lr: float | None = None,
         track: bool = True,
-    ) -> tuple[dict[str, Any], GradMonitor, GradMonitor]:
+    ) -> tuple[dict[str, Any], GradNormRecorder, GradNormRecorder]:
         data = self.data()
-        monitor = GradMonitor(self.rule_for(variant))
-        aux = GradMonitor(self.rule_for(variant, aux=True))
+        monitor = GradNormRecorder(self.rule_for(variant))
+        aux = GradNormRecorder(self.rule_for(variant, aux=True))
         tracker = ValidationTracker(self.task, data, self.eval_every) if track else None
         torch.manual_seed(self.seed)
         t0 = time.perf_counter()
@@ -233,7 +234,7 @@ class _Runner:
             }
         )
 
-    def trace(self, variant: str, monitor: GradMonitor) -> None:
+    def trace(self, variant: str, monitor: GradNormRecorder) -> None:
         if self.seed != self.cfg.first_seed:
             return
         self.out.traces.append(
@@ -241,7 +242,7 @@ class _Runner:
                 "model": self.task.name,
                 "variant": variant,
                 "seed": self.seed,
-                "grad_norm": list(monitor.norms),
+                "grad_norm": list(monitor.record.norms),
                 # a norm threshold only: it is what the trace (a global norm) compares with
                 "threshold": self.thresholds["clip-norm"] if variant == "clip-norm" else None,
                 "clipped_steps": monitor.clipped_steps,
@@ -253,28 +254,30 @@ class _Runner:
     def rule_for(self, variant: str, aux: bool = False) -> Any:
         """A fresh clipping rule for `variant` (None for none); `aux`: for a GAN's critic,
         whose thresholds come from the critic's own baseline gradients."""
-        from secateurs.clip import AGC, ByNorm, ByValue
+        from secateurs.clip import make_rule
 
         thresholds = self.aux_thresholds if aux else self.thresholds
         if aux and not thresholds and variant != "clip-agc":
             return None  # no auxiliary network recorded gradients (not a GAN)
-        if variant == "clip-value":
-            return ByValue(thresholds["clip-value"], nonfinite="skip")
-        if variant in ("clip-norm", "clip-norm+prune"):
-            return ByNorm(thresholds["clip-norm"])
-        if variant == "clip-agc":
-            return AGC(self.cfg.agc_clip)
-        return None
+        if not variant.startswith("clip-"):
+            return None
+        # "clip-<rule>[+prune]": the rule's name in secateurs.clip.RULES
+        rule = variant.removeprefix("clip-").removesuffix("+prune")
+        if rule == "agc":
+            return make_rule(rule, self.cfg.agc_clip)
+        return make_rule(rule, thresholds[f"clip-{rule}"], nonfinite="skip")
 
     def run_training(self, variant: str) -> None:
-        model = self.task.model(self.seed)
-        info, monitor, aux = self.train(model, variant, self.steps)
+        run = Pipeline(Train(lambda net, rule: self.train(net, variant, self.steps)))(
+            Run(self.task.model(self.seed))
+        )
+        model, (info, monitor, aux) = run.model, run.fits["train"]
         if variant == "baseline":
             # thresholds from the baseline's own gradients (a GAN's critic from its own)
             for mon, out in ((monitor, self.thresholds), (aux, self.aux_thresholds)):
-                if mon.norms:
-                    out["clip-norm"] = mon.percentile(50)
-                    out["clip-value"] = mon.percentile(50, "max_abs")
+                if mon.record.norms:
+                    out["clip-norm"] = mon.record.percentile(50)
+                    out["clip-value"] = mon.record.value_percentile(50)
         info["clip_threshold"] = self.thresholds.get(variant)
         if variant in self.aux_thresholds:
             info["critic_clip_threshold"] = self.aux_thresholds[variant]
@@ -283,26 +286,42 @@ class _Runner:
         self.record(variant, model, info)
 
     def prune_and_finetune(self, variant: str) -> None:
-        from secateurs.prune import make_permanent, sparsity_report, unstructured_
+        from secateurs.prune import sparsity_report
 
         source = "clip-norm" if variant == "clip-norm+prune" else "baseline"
-        model = copy.deepcopy(self.trained[source].model)
-        dep = self.task.deployable(model)
+        task = self.task
         if variant == "prune-structured":
-            from secateurs.prune.structural import structured
+            from secateurs.prune import structured
 
             example = first_example(self.data().example)
-            pruned, _ = structured(dep, example, ratio=self.task.structured_ratio)
-            model = replace_deployable(self.task, model, pruned)
-            requested = self.task.structured_ratio
+            requested = task.structured_ratio
+
+            def op(model: nn.Module) -> tuple[nn.Module, Any]:
+                small, report = structured(task.deployable(model), example, ratio=requested)
+                return replace_deployable(task, model, small), report
         else:
-            unstructured_(dep, sparsity=self.task.prune_sparsity)
-            requested = self.task.prune_sparsity
-        before = self.task.evaluate(model, self.data(), "test")[self.task.metric]
-        lr = self.task.budget.lr * self.cfg.finetune_lr_factor
-        info, _, _ = self.train(model, variant, self.finetune_steps, lr, False)
-        make_permanent(self.task.deployable(model))
-        info["metrics"] = {"before_finetune": before, "requested": requested}
+            from secateurs.prune import unstructured_
+
+            requested = task.prune_sparsity
+
+            def op(model: nn.Module) -> tuple[nn.Module, Any]:
+                return model, unstructured_(task.deployable(model), sparsity=requested)
+
+        def before(model: nn.Module) -> float:
+            return task.evaluate(model, self.data(), "test")[task.metric]
+
+        lr = task.budget.lr * self.cfg.finetune_lr_factor
+        run = Pipeline(
+            Prune(op),
+            Measure("before_finetune", before),
+            Train(lambda net, rule: self.train(net, variant, self.finetune_steps, lr, False)),
+            Bake(),
+        )(Run(copy.deepcopy(self.trained[source].model)))
+        model, (info, _, _) = run.model, run.fits["train"]
+        info["metrics"] = {
+            "before_finetune": run.metrics["before_finetune"],
+            "requested": requested,
+        }
         info["clip_threshold"] = self.thresholds.get(variant)
         info["steps_to_target"] = None
         if self.seed == self.cfg.first_seed and variant != "prune-structured":

@@ -28,14 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.clip import GradNormRecorder
 from secateurs.experiments.scorecard import environment, first_example, measure
 from secateurs.experiments.tracking import (
-    GradMonitor,
     ValidationTracker,
     loss_spikes,
     nonfinite_steps,
 )
-from secateurs.zoo.registry import TASKS, TaskData
+from secateurs.zoo.registry import TASKS, Task, TaskData
 
 log = logging.getLogger("secateurs.demo")
 
@@ -148,64 +148,128 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Run the demo, writing everything into `out_dir`; see the module docstring."""
-    from secateurs.clip import ByNorm
-    from secateurs.io import load, save
-    from secateurs.prune import make_permanent, sparsity_report, unstructured_
-    from secateurs.prune.structural import structured
+    from secateurs.io.atomic import write_text_atomic
     from secateurs.report import dump_json, write_report
-    from secateurs.search import Recipe, cross_validate, sensitivity_scan, suggest_clip_thresholds
-    from secateurs.search.recipe import ClipSetting, PruneSetting
 
     cfg = cfg or DemoConfig()
     out = Path(out_dir)
     task = TASKS["cnn"]
-    seed = cfg.seed
     stages = _Stages(7, echo)
     started = time.perf_counter()
-    data = task.data(seed)
+    data = task.data(cfg.seed)
 
-    # 1. clip threshold from a warm-up, then training with norm clipping ------------------
     stages.start("train", f"training the digits CNN ({cfg.steps} steps) with norm clipping")
+    threshold, model, dense, trace = _train_dense(task, data, cfg, progress)
+    log.info("dense: test accuracy %.4f, clip threshold %.4g", dense["value"], threshold)
+    stages.start("scan", "sensitivity scan: each layer pruned alone")
+    curves = _scan_curves(model, data, cfg, progress)
+    stages.start(
+        "crossval",
+        f"{cfg.folds}-fold cross-validation of {len(cfg.candidates)} sparsities "
+        f"(tolerance {cfg.tolerance * 100:g} point)",
+    )
+    chosen, note, cv_curve = _choose_sparsity(task, cfg, threshold, progress)
+    curves.append(cv_curve)
+    stages.start("finetune", f"pruning to sparsity {chosen:g} and fine-tuning")
+    sparse, sparse_run, layers = _prune_sparse(task, model, data, cfg, threshold, chosen)
+    stages.start("structured", f"structured pruning: {cfg.structured_ratio:g} of the channels")
+    small, small_run = _prune_structured(task, model, data, cfg, threshold)
+    runs = [dense, sparse_run, small_run]
+    stages.start("export", "exporting: secateurs files and ONNX, each loaded back")
+    models = {"dense": model, "sparse": sparse, "structured": small}
+    files, checks = _export(out, task, data, threshold, models)
+    for r in runs:
+        r["artifact"] = files[f"{r['variant']} model"].name
+
+    stages.start("report", "writing results and the HTML report")
+    results = {
+        "schema": "secateurs.results/1",
+        "title": "secateurs demo: clip, choose a sparsity by cross-validation, prune, export",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "baseline_variant": "dense",
+        "config": {
+            **asdict(cfg),
+            "clip_threshold": threshold,
+            "chosen_sparsity": chosen,
+            "checks": checks,
+        },
+        "runs": runs,
+        "curves": curves,
+        "layers": layers,
+        "traces": [trace],
+        "notes": _notes(cfg, threshold, chosen, note, len(data.example)),
+    }
+    files["results"] = out / "results.json"
+    write_text_atomic(files["results"], dump_json(results))
+    files["report"] = write_report(results, out / "report.html", png_dir=out / "figures").html
+    stages.stop()
+    results["config"]["seconds"] = {k: round(v, 2) for k, v in stages.seconds.items()}
+    results["config"]["seconds"]["total"] = round(time.perf_counter() - started, 2)
+    write_text_atomic(files["results"], dump_json(results))
+    return DemoResult(results=results, files=files, seconds=stages.seconds)
+
+
+def _train_dense(
+    task: Task, data: TaskData, cfg: DemoConfig, progress: bool
+) -> tuple[float, nn.Module, dict[str, Any], dict[str, Any]]:
+    """1. The clip threshold from a warm-up, then training with norm clipping at it."""
+    from secateurs.clip import ByNorm
+    from secateurs.pipeline import Pipeline, Run, Seed, Train
+    from secateurs.search import suggest_clip_thresholds
+
     suggestion = suggest_clip_thresholds(
-        task.model(seed),
+        task.model(cfg.seed),
         data.train,
         cfg.warmup_steps,
         lr=task.budget.lr,
         percentiles=(cfg.clip_percentile,),
     )
     threshold = suggestion.percentiles[float(cfg.clip_percentile)]
-    model = task.model(seed)
-    monitor = GradMonitor(ByNorm(threshold))
+    monitor = GradNormRecorder(ByNorm(threshold))
     tracker = ValidationTracker(task, data, task.budget.eval_every)
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    fit = task.train(
-        model, data, steps=cfg.steps, clip=monitor, callbacks=[tracker], progress=progress
-    )
-    train_seconds = time.perf_counter() - t0
-    losses = fit.losses
-    runs = [
-        _run(
-            task,
-            model,
-            data,
-            "dense",
-            cfg,
-            train_seconds=train_seconds,
-            steps_to_target=tracker.steps_to_target,
-            loss_spikes=loss_spikes(losses),
-            nonfinite_steps=nonfinite_steps(fit.steps),
-            clip_rate=monitor.clip_rate,
-            clip_threshold=threshold,
-        )
-    ]
-    dense = runs[0]
-    log.info("dense: test accuracy %.4f, clip threshold %.4g", dense["value"], threshold)
 
-    # 2. sensitivity scan ---------------------------------------------------------------
-    stages.start("scan", "sensitivity scan: each layer pruned alone")
+    def train(net: nn.Module, rule: Any) -> Any:
+        return task.train(
+            net, data, steps=cfg.steps, clip=rule, callbacks=[tracker], progress=progress
+        )
+
+    trained = Pipeline(Seed(cfg.seed), Train(train))(Run(task.model(cfg.seed), rule=monitor))
+    model, fit = trained.model, trained.fits["train"]
+    losses = fit.losses
+    dense = _run(
+        task,
+        model,
+        data,
+        "dense",
+        cfg,
+        train_seconds=trained.seconds["train"],
+        steps_to_target=tracker.steps_to_target,
+        loss_spikes=loss_spikes(losses),
+        nonfinite_steps=nonfinite_steps(fit.steps),
+        clip_rate=monitor.clip_rate,
+        clip_threshold=threshold,
+    )
+    trace = {
+        "model": "cnn",
+        "variant": "dense",
+        "seed": cfg.seed,
+        "grad_norm": list(monitor.record.norms),
+        "loss": losses,
+        "threshold": threshold,
+        "clipped_steps": monitor.clipped_steps,
+    }
+    return threshold, model, dense, trace
+
+
+def _scan_curves(
+    model: nn.Module, data: TaskData, cfg: DemoConfig, progress: bool
+) -> list[dict[str, Any]]:
+    """2. Sensitivity scan: each layer pruned alone, one curve per layer."""
+    from secateurs.search import sensitivity_scan
+
     scan = sensitivity_scan(model, data.val, sparsities=cfg.scan_sparsities, progress=progress)
-    curves = [
+    return [
         {
             "model": "cnn",
             "kind": "sensitivity",
@@ -219,12 +283,15 @@ def run_demo(
         for layer in scan.layers
     ]
 
-    # 3. cross-validated choice of sparsity -------------------------------------------------
-    stages.start(
-        "crossval",
-        f"{cfg.folds}-fold cross-validation of {len(cfg.candidates)} sparsities "
-        f"(tolerance {cfg.tolerance * 100:g} point)",
-    )
+
+def _choose_sparsity(
+    task: Task, cfg: DemoConfig, threshold: float, progress: bool
+) -> tuple[float, str, dict[str, Any]]:
+    """3. The largest candidate sparsity whose k-fold mean accuracy stays within tolerance."""
+    from secateurs.search import Recipe, cross_validate
+    from secateurs.search.recipe import ClipSetting, PruneSetting
+
+    seed = cfg.seed
     split = _pooled(seed)
     cache: dict[Any, Any] = {}
     clip_setting = ClipSetting(rule="norm", threshold=threshold)
@@ -263,45 +330,64 @@ def run_demo(
         if ok
         else f"no candidate stayed within {cfg.tolerance * 100:g} point; using the smallest"
     )
-    curves.append(
-        {
-            "model": "cnn",
-            "kind": "sparsity",
-            "name": f"{cfg.folds}-fold CV, pruned + {cfg.cv_finetune_steps} fine-tuning steps",
-            "x_label": "global sparsity of prunable weights",
-            "y_label": "validation accuracy (mean ± std over folds)",
-            "x": [0.0, *[s for s, _ in cv]],
-            "y": [dense_cv, *[r.metric_mean for _, r in cv]],
-            "y_err": [cv[0][1].dense_std, *[r.metric_std for _, r in cv]],
-            "reference": dense_cv - cfg.tolerance,
-            "reference_label": f"dense folds - {cfg.tolerance * 100:g} point",
-            "highlight_x": chosen,
-            "highlight_label": f"chosen: {chosen:g}",
-        }
+    curve = {
+        "model": "cnn",
+        "kind": "sparsity",
+        "name": f"{cfg.folds}-fold CV, pruned + {cfg.cv_finetune_steps} fine-tuning steps",
+        "x_label": "global sparsity of prunable weights",
+        "y_label": "validation accuracy (mean ± std over folds)",
+        "x": [0.0, *[s for s, _ in cv]],
+        "y": [dense_cv, *[r.metric_mean for _, r in cv]],
+        "y_err": [cv[0][1].dense_std, *[r.metric_std for _, r in cv]],
+        "reference": dense_cv - cfg.tolerance,
+        "reference_label": f"dense folds - {cfg.tolerance * 100:g} point",
+        "highlight_x": chosen,
+        "highlight_label": f"chosen: {chosen:g}",
+    }
+    return chosen, note, curve
+
+
+def _finetuned(
+    task: Task, data: TaskData, cfg: DemoConfig, threshold: float, model: nn.Module, op: Any
+) -> Any:
+    """Prune -> accuracy before fine-tuning -> fine-tune with the same clipping (a pipeline)."""
+    from secateurs.clip import ByNorm
+    from secateurs.pipeline import Measure, Pipeline, Prune, Run, Train
+
+    ft_lr = task.budget.lr * cfg.finetune_lr_factor
+
+    def test_accuracy(net: nn.Module) -> float:
+        return task.evaluate(net, data, "test")["accuracy"]
+
+    def finetune(net: nn.Module, rule: Any) -> Any:
+        return task.train(net, data, steps=cfg.finetune_steps, lr=ft_lr, clip=rule)
+
+    finetuning = [Train(finetune, "finetune")] if cfg.finetune_steps else []
+    return Pipeline(Prune(op), Measure("before_finetune", test_accuracy), *finetuning)(
+        Run(model, rule=ByNorm(threshold))
     )
 
-    # 4. prune to the chosen sparsity and fine-tune -------------------------------------
-    ft_lr = task.budget.lr * cfg.finetune_lr_factor
-    stages.start("finetune", f"pruning to sparsity {chosen:g} and fine-tuning")
-    sparse = copy.deepcopy(model)
-    unstructured_(sparse, sparsity=chosen)
-    before = task.evaluate(sparse, data, "test")["accuracy"]
-    t0 = time.perf_counter()
-    if cfg.finetune_steps:
-        task.train(sparse, data, steps=cfg.finetune_steps, lr=ft_lr, clip=ByNorm(threshold))
-    make_permanent(sparse)
-    runs.append(
-        _run(
-            task,
-            sparse,
-            data,
-            "sparse",
-            cfg,
-            baseline=model,
-            train_seconds=time.perf_counter() - t0,
-            metrics={"before_finetune": before, "requested": chosen},
-            clip_threshold=threshold,
-        )
+
+def _prune_sparse(
+    task: Task, model: nn.Module, data: TaskData, cfg: DemoConfig, threshold: float, chosen: float
+) -> tuple[nn.Module, dict[str, Any], list[dict[str, Any]]]:
+    """4. Prune a copy to the chosen sparsity, fine-tune it, bake the masks in."""
+    from secateurs.pipeline import Bake, in_place
+    from secateurs.prune import sparsity_report, unstructured_
+
+    op = in_place(unstructured_, sparsity=chosen)
+    tuned = Bake()(_finetuned(task, data, cfg, threshold, copy.deepcopy(model), op))
+    sparse = tuned.model
+    row = _run(
+        task,
+        sparse,
+        data,
+        "sparse",
+        cfg,
+        baseline=model,
+        train_seconds=tuned.seconds.get("finetune", 0.0),
+        metrics={"before_finetune": tuned.metrics["before_finetune"], "requested": chosen},
+        clip_threshold=threshold,
     )
     layers = [
         {
@@ -313,96 +399,71 @@ def run_demo(
         }
         for layer in sparsity_report(sparse, include_all=False).layers
     ]
+    return sparse, row, layers
 
-    # 5. structured pruning and fine-tuning ---------------------------------------------
-    stages.start("structured", f"structured pruning: {cfg.structured_ratio:g} of the channels")
+
+def _prune_structured(
+    task: Task, model: nn.Module, data: TaskData, cfg: DemoConfig, threshold: float
+) -> tuple[nn.Module, dict[str, Any]]:
+    """5. Structured pruning (channels removed: a smaller model), then fine-tuning."""
+    from secateurs.prune import structured
+
     example = first_example(data.example)
-    small, _ = structured(model, example, ratio=cfg.structured_ratio)
-    before = task.evaluate(small, data, "test")["accuracy"]
-    t0 = time.perf_counter()
-    if cfg.finetune_steps:
-        task.train(small, data, steps=cfg.finetune_steps, lr=ft_lr, clip=ByNorm(threshold))
-    runs.append(
-        _run(
-            task,
-            small,
-            data,
-            "structured",
-            cfg,
-            baseline=model,
-            train_seconds=time.perf_counter() - t0,
-            metrics={"before_finetune": before, "requested": cfg.structured_ratio},
-            clip_threshold=threshold,
-        )
-    )
 
-    # 6. export ---------------------------------------------------------------------------
-    stages.start("export", "exporting: secateurs files and ONNX, each loaded back")
+    def op(net: nn.Module) -> tuple[nn.Module, Any]:
+        return structured(net, example, ratio=cfg.structured_ratio)
+
+    shrunk = _finetuned(task, data, cfg, threshold, model, op)
+    row = _run(
+        task,
+        shrunk.model,
+        data,
+        "structured",
+        cfg,
+        baseline=model,
+        train_seconds=shrunk.seconds.get("finetune", 0.0),
+        metrics={
+            "before_finetune": shrunk.metrics["before_finetune"],
+            "requested": cfg.structured_ratio,
+        },
+        clip_threshold=threshold,
+    )
+    return shrunk.model, row
+
+
+def _export(
+    out: Path, task: Task, data: TaskData, threshold: float, models: dict[str, nn.Module]
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """6. secateurs files for every model and ONNX for the structured one, each loaded back."""
+    from secateurs.io import load, save
+
     files: dict[str, Path] = {}
     checks: dict[str, Any] = {}
-    for name, m in (("dense", model), ("sparse", sparse), ("structured", small)):
+    for name, m in models.items():
         path = out / f"cnn-{name}.secateurs"
         save(m, path, arch=task.arch, metadata={"demo": name, "clip_threshold": threshold})
         back = load(path, arch=task.arch)  # the demo names its own factory
         checks[f"{name} file reloads identically"] = _same_outputs(m, back, data.example)
         files[f"{name} model"] = path
     onnx_path = out / "cnn-structured.onnx"
-    checks["onnx max |diff| vs torch"] = export_onnx(small, data.example, onnx_path)
+    checks["onnx max |diff| vs torch"] = export_onnx(models["structured"], data.example, onnx_path)
     files["onnx"] = onnx_path
-    for r in runs:
-        r["artifact"] = files[f"{r['variant']} model"].name
+    return files, checks
 
-    # 7. report ------------------------------------------------------------------------
-    stages.start("report", "writing results and the HTML report")
-    results = {
-        "schema": "secateurs.results/1",
-        "title": "secateurs demo: clip, choose a sparsity by cross-validation, prune, export",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment(),
-        "baseline_variant": "dense",
-        "config": {
-            **asdict(cfg),
-            "clip_threshold": threshold,
-            "chosen_sparsity": chosen,
-            "checks": checks,
-        },
-        "runs": runs,
-        "curves": curves,
-        "layers": layers,
-        "traces": [
-            {
-                "model": "cnn",
-                "variant": "dense",
-                "seed": seed,
-                "grad_norm": list(monitor.norms),
-                "loss": losses,
-                "threshold": threshold,
-                "clipped_steps": monitor.clipped_steps,
-            }
-        ],
-        "notes": [
-            f"Norm-clipping threshold {threshold:.4g}: the {cfg.clip_percentile:g}th percentile "
-            f"of the gradient norms of a {cfg.warmup_steps}-step warm-up without clipping.",
-            note + ".",
-            f"Sparse: global magnitude pruning to {chosen:g}, then {cfg.finetune_steps} "
-            "fine-tuning steps with the masks fixed; its file stores only the non-zeros.",
-            f"Structured: {cfg.structured_ratio:g} of the channels of every prunable group "
-            "removed (a smaller dense model), then fine-tuned; exported to ONNX too.",
-            "Accuracy on the held-out test split; latency is the median of repeated CPU runs "
-            f"on a batch of {len(data.example)} images; speed-up is timed interleaved with the "
-            "dense model (median ratio; '≈1 (noise)' when the spread of the ratios includes 1).",
-        ],
-    }
-    files["results"] = out / "results.json"
-    from secateurs.io.atomic import write_text_atomic
 
-    write_text_atomic(files["results"], dump_json(results))
-    files["report"] = write_report(results, out / "report.html", png_dir=out / "figures").html
-    stages.stop()
-    results["config"]["seconds"] = {k: round(v, 2) for k, v in stages.seconds.items()}
-    results["config"]["seconds"]["total"] = round(time.perf_counter() - started, 2)
-    write_text_atomic(files["results"], dump_json(results))
-    return DemoResult(results=results, files=files, seconds=stages.seconds)
+def _notes(cfg: DemoConfig, threshold: float, chosen: float, note: str, batch: int) -> list[str]:
+    return [
+        f"Norm-clipping threshold {threshold:.4g}: the {cfg.clip_percentile:g}th percentile "
+        f"of the gradient norms of a {cfg.warmup_steps}-step warm-up without clipping.",
+        note + ".",
+        f"Sparse: global magnitude pruning to {chosen:g}, then {cfg.finetune_steps} "
+        "fine-tuning steps with the masks fixed; its file stores only the non-zeros.",
+        f"Structured: {cfg.structured_ratio:g} of the channels of every prunable group "
+        "removed (a smaller dense model), then fine-tuned; exported to ONNX too.",
+        "Accuracy on the held-out test split; latency is the median of repeated CPU runs "
+        f"on a batch of {batch} images; speed-up is timed interleaved with the dense model "
+        "(median ratio; '≈1 (noise)' when the spread of the ratios includes 1).",
+    ]
 
 
 def _pooled(seed: int) -> tuple[torch.Tensor, torch.Tensor]:

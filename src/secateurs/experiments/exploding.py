@@ -28,11 +28,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from secateurs.clip import AGC, AutoClip, ByNorm, ByValue, ClipStats, ZClip
+from secateurs.clip import ClipStats
+from secateurs.clip import make_rule as make_clip_rule
+from secateurs.pipeline import Measure, Pipeline, Run, Train
 from secateurs.train import StepRecord, fit
 from secateurs.zoo.sequence import BASELINE_MSE, TanhRNN, adding_problem
 
-RULES = ("none", "by_value", "by_norm", "agc", "autoclip", "zclip")
+RULES = ("none", "value", "norm", "agc", "autoclip", "zclip")  # secateurs.clip.RULES
 
 
 @dataclass(frozen=True)
@@ -73,21 +75,18 @@ class Config:
 
 def make_rule(name: str, cfg: Config) -> Callable[[nn.Module], ClipStats] | None:
     """The clipping rule a run uses (None: no clipping). All skip non-finite steps."""
-    if name == "none":
-        return None
-    if name == "by_value":
-        return ByValue(cfg.clip_value, nonfinite="skip")
-    if name == "by_norm":
-        return ByNorm(cfg.max_norm)
+    thresholds = {
+        "value": cfg.clip_value,
+        "norm": cfg.max_norm,
+        "agc": cfg.agc_clip,
+        "autoclip": cfg.autoclip_percentile,
+    }
+    settings: dict[str, Any] = {"nonfinite": "skip"}
     if name == "agc":
         # The readout is a regression head, not a classifier: clip it too (unclipped, it
         # explodes at this learning rate).
-        return AGC(cfg.agc_clip, skip_classifier=False)
-    if name == "autoclip":
-        return AutoClip(cfg.autoclip_percentile)
-    if name == "zclip":
-        return ZClip()
-    raise ValueError(f"unknown rule {name!r}; choose from {', '.join(RULES)}")
+        settings["skip_classifier"] = False
+    return make_clip_rule(name, thresholds.get(name), **settings) if name != "none" else None
 
 
 @dataclass
@@ -220,21 +219,30 @@ def run_one(rule: str, seed: int, cfg: Config) -> RunResult:
         recurrent_scale=cfg.recurrent_scale,
         generator=torch.Generator().manual_seed(seed),
     )
-    clip = make_rule(rule, cfg)
     tracker = _Tracker()
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    result = fit(
-        model,
-        _batches(cfg, seed),
-        optimizer=optimizer,
-        loss_fn=nn.functional.mse_loss,
-        clip=clip,
-        max_steps=cfg.steps,
-        callbacks=[tracker, _LinearDecay(optimizer, cfg.lr, cfg.steps)],
-    )
+
+    def train(net: nn.Module, clip: Any) -> Any:
+        return fit(
+            net,
+            _batches(cfg, seed),
+            optimizer=optimizer,
+            loss_fn=nn.functional.mse_loss,
+            clip=clip,
+            max_steps=cfg.steps,
+            callbacks=[tracker, _LinearDecay(optimizer, cfg.lr, cfg.steps)],
+        )
+
     x_test, y_test = adding_problem(cfg.test_size, cfg.length, span=cfg.span, seed=999_983)
-    with torch.no_grad():
-        mse = float(nn.functional.mse_loss(model(x_test), y_test))
+
+    def test_mse(net: nn.Module) -> float:
+        with torch.no_grad():
+            return float(nn.functional.mse_loss(net(x_test), y_test))
+
+    run = Pipeline(Train(train), Measure("test_mse", test_mse))(
+        Run(model, rule=make_rule(rule, cfg))
+    )
+    result, mse = run.fits["train"], run.metrics["test_mse"]
     diverged = tracker.diverged or not math.isfinite(mse)
     return RunResult(
         rule=rule,

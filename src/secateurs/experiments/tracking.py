@@ -1,72 +1,16 @@
-"""What a training run is watched for: gradient norms, clipping, validation progress,
-loss spikes and non-finite steps."""
+"""What a training run is watched for: validation progress, loss spikes and non-finite steps
+(gradient norms and clipping: `secateurs.clip.GradNormRecorder`)."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from secateurs.train import StepRecord
 from secateurs.zoo.registry import Task, TaskData
-
-
-def _grads(target: Any) -> list[torch.Tensor]:
-    params = target.parameters() if isinstance(target, nn.Module) else target
-    return [p.grad for p in params if p.grad is not None]
-
-
-class GradMonitor:
-    """Wraps a clipping rule (or none) and records, at every call, the global L2 norm and
-    the largest |element| of the gradients before the rule acts, and whether it clipped.
-
-    Use it wherever a rule goes (`clip=` of `secateurs.train.fit` or a zoo task's `train`).
-    """
-
-    def __init__(self, rule: Callable[[Any], Any] | None = None) -> None:
-        self.rule = rule
-        self.norms: list[float] = []
-        self.max_abs: list[float] = []
-        self.clipped: list[bool] = []
-        self.skipped = 0
-
-    def __call__(self, target: Any) -> Any:
-        grads = _grads(target)
-        with torch.no_grad():
-            if grads:
-                per = torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])
-                big = torch.stack([g.detach().abs().max().float() for g in grads])
-                self.norms.append(float(torch.linalg.vector_norm(per)))
-                self.max_abs.append(float(big.max()))
-            else:
-                self.norms.append(0.0)
-                self.max_abs.append(0.0)
-        stats = self.rule(target) if self.rule is not None else None
-        self.clipped.append(bool(getattr(stats, "clipped", False)))
-        self.skipped += bool(getattr(stats, "skipped", False))
-        return stats
-
-    @property
-    def clipped_steps(self) -> list[int]:
-        return [i for i, c in enumerate(self.clipped) if c]
-
-    @property
-    def clip_rate(self) -> float | None:
-        """Fraction of calls where the rule changed the gradients (None without a rule)."""
-        if self.rule is None or not self.clipped:
-            return None
-        return sum(self.clipped) / len(self.clipped)
-
-    def percentile(self, q: float, values: str = "norms") -> float:
-        """q-th percentile (0..100) of the finite recorded norms (or `max_abs`)."""
-        xs = sorted(v for v in getattr(self, values) if math.isfinite(v))
-        if not xs:
-            raise ValueError("no finite gradient norm was recorded")
-        return float(torch.quantile(torch.tensor(xs, dtype=torch.float64), q / 100.0))
 
 
 class ValidationTracker:

@@ -1,4 +1,5 @@
-"""Iterative magnitude pruning with fine-tuning (Han et al. 2015), on `secateurs.train.fit`.
+"""Iterative magnitude pruning with fine-tuning (Han et al. 2015): rounds of the pipeline's
+Prune -> Train("finetune") -> Measure stages, training with `secateurs.train.fit`.
 
 Each round raises the sparsity along `schedules.iterative` (every round removes the same
 fraction of the surviving weights), then fine-tunes with the masks in place, so pruned
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.pipeline.stages import Measure, Pipeline, Prune, Run, Train, in_place
 from secateurs.prune.criteria import Criterion, LossFn
 from secateurs.prune.permanent import sparsity_report
 from secateurs.prune.schedules import iterative
@@ -102,17 +104,25 @@ def iterative_prune_(
         raise ValueError(f"rounds must be >= 1 and epochs >= 0, got {rounds} and {epochs}")
     if optimizer is None:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    opt = optimizer
 
-    def snapshot(i: int, requested: float, chosen: float) -> Round:
-        total = sparsity_report(model)
-        metrics = dict(eval_fn(model)) if eval_fn is not None else {}
-        return Round(i, requested, chosen, total.nonzeros, total.params, metrics)
+    def finetune(net: nn.Module, rule: Any) -> Any:
+        return fit(net, data, optimizer=opt, loss_fn=loss_fn, epochs=epochs, progress=progress)
 
-    history = [snapshot(0, 0.0, 0.0)]
+    def evaluate(net: nn.Module) -> dict[str, float]:
+        return dict(eval_fn(net)) if eval_fn is not None else {}
+
+    def snapshot(run: Run, i: int, requested: float) -> Round:
+        total = sparsity_report(run.model)
+        chosen = run.report.sparsity if run.report is not None else 0.0
+        return Round(i, requested, chosen, total.nonzeros, total.params, run.metrics["eval"])
+
+    run = Measure("eval", evaluate)(Run(model))
+    history = [snapshot(run, 0, 0.0)]
     for r in range(1, rounds + 1):
         requested = iterative(r - 1, target=target, rounds=rounds, every=1)
-        report = unstructured_(
-            model,
+        prune_round = in_place(
+            unstructured_,
             sparsity=requested,
             scope=scope,
             criterion=criterion,
@@ -121,7 +131,9 @@ def iterative_prune_(
             data=data,
             loss_fn=loss_fn,
         )
+        stages: list[Callable[[Run], Run]] = [Prune(prune_round)]
         if epochs:
-            fit(model, data, optimizer=optimizer, loss_fn=loss_fn, epochs=epochs, progress=progress)
-        history.append(snapshot(r, requested, report.sparsity))
+            stages.append(Train(finetune, "finetune"))
+        run = Pipeline(*stages, Measure("eval", evaluate))(run)
+        history.append(snapshot(run, r, requested))
     return IterativeResult(history)

@@ -34,6 +34,9 @@ def sparsity_report(model: nn.Module, *, include_all: bool = True) -> PruneRepor
     (``exclude=[]``) are listed.
     """
     from secateurs.measure.counts import _unique_tensors
+    from secateurs.prune.targets import check_has_values
+
+    check_has_values(model)
 
     if include_all:
         items = list(_unique_tensors(model))

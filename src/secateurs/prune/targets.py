@@ -179,6 +179,20 @@ def _default_exclusions(model: nn.Module) -> set[int]:
     return out
 
 
+def check_has_values(model: nn.Module) -> None:
+    """A clear ValueError when `model` is not a module or has parameters on the meta device
+    (shapes without values), instead of a failure deep inside pruning."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for name, p in model.named_parameters():
+        if p.device.type == "meta":
+            raise ValueError(
+                f"parameter {name!r} is on the meta device (a shape without values): load or "
+                "initialise the weights first, e.g. model.to_empty(device='cpu') and "
+                "load_state_dict"
+            )
+
+
 def find_targets(
     model: nn.Module,
     *,
@@ -196,6 +210,7 @@ def find_targets(
             "a TorchScript module's layers are compiled, so they cannot take pruning masks; "
             "prune the original nn.Module (its class with the state dict) instead"
         )
+    check_has_values(model)
     inc = _check_selectors(include, "include") if include is not None else None
     default_exclude = isinstance(exclude, _Default)
     exc = [] if default_exclude else _check_selectors(exclude, "exclude")  # type: ignore[arg-type]

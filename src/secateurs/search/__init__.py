@@ -7,7 +7,7 @@
 - `suggest_clip_thresholds(model, data, steps)`: clipping thresholds from gradient norms.
 - `run_sweep(config, storage_url, study_name, workers=N)`: a persistent, resumable Optuna
   search (grid, TPE, NSGA-II) stored in SQLite or PostgreSQL; `load_config` reads its YAML.
-- Recipes: `load_recipe` / `apply_recipe` / `save_recipe` (what `secateurs prune --recipe`
+- Recipes: `load_recipe` / `apply_recipe` / `save_recipe` (what `secateurs prune recipe`
   applies).
 """
 

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from secateurs.measure import accuracy, count_nonzeros, count_parameters
+from secateurs.pipeline.stages import Measure, Pipeline, Prune, Run, Seed, Train
 from secateurs.search.folds import Data, Fold, make_folds
 from secateurs.search.recipe import Recipe, apply_pruning, make_clip_rule
 from secateurs.search.seeding import seed_everything, trial_seed
@@ -168,12 +169,12 @@ def _dense_model(
 
 
 def _finetune(
-    model: nn.Module, loader: DataLoader, recipe: Recipe, steps: int, lr: float, data: Any
+    model: nn.Module, loader: DataLoader, recipe: Recipe, clip: Any, steps: int, lr: float
 ) -> nn.Module:
+    """Fine-tune after pruning; gradual schedules prune during it (a PruningCallback)."""
     from secateurs import prune
     from secateurs.train import fit
 
-    clip = make_clip_rule(recipe.clip)
     epochs = max(1, math.ceil(steps / max(1, len(loader))))
     if recipe.prune.schedule == "one_shot":
         fit(model, loader, lr=lr, clip=clip, epochs=epochs, max_steps=steps)
@@ -182,7 +183,7 @@ def _finetune(
         gradual_schedule(recipe.prune.schedule, recipe.prune.sparsity or 0.0, steps),
         scope=recipe.prune.scope,
         criterion=recipe.prune.criterion,
-        data=data,
+        data=loader,
     )
     try:
         fit(model, loader, lr=lr, clip=clip, epochs=epochs, max_steps=steps, callbacks=[callback])
@@ -249,27 +250,41 @@ def evaluate_fold(
         seed=seed,
         cache=cache,
     )
-    dense_metric = float(metric(model, val_loader))
-    params = count_parameters(model)
     example = next(iter(val_loader))[0][:1]
     # Whether the dense model was trained here or read from the cache must not matter.
     setting = recipe.model_dump(mode="json", exclude={"source"})
-    seed_everything(trial_seed(seed, fold.index, setting), train_loader.generator)
     gradual = recipe.prune.schedule != "one_shot" and finetune_steps > 0
     if gradual and (recipe.prune.method != "unstructured" or recipe.prune.sparsity is None):
         raise ValueError("iterative/cubic schedules apply to unstructured pruning by sparsity")
-    if not gradual:
-        model, _ = apply_pruning(model, recipe.prune, example_inputs=example, data=train_loader)
-    if finetune_steps > 0:
-        model = _finetune(
-            model, train_loader, recipe, finetune_steps, finetune_lr or lr, train_loader
-        )
+
+    def score(net: nn.Module) -> float:
+        return float(metric(net, val_loader))
+
+    def prune_op(net: nn.Module) -> tuple[nn.Module, Any]:
+        return apply_pruning(net, recipe.prune, example_inputs=example, data=train_loader)
+
+    def finetune(net: nn.Module, rule: Any) -> nn.Module:
+        return _finetune(net, train_loader, recipe, rule, finetune_steps, finetune_lr or lr)
+
+    run = Pipeline(
+        Measure("dense", score),
+        Measure("params", count_parameters),
+        Seed(
+            trial_seed(seed, fold.index, setting),
+            lambda s: seed_everything(s, train_loader.generator),
+        ),
+        *([] if gradual else [Prune(prune_op)]),
+        *([Train(finetune, "finetune")] if finetune_steps > 0 else []),
+        Measure("metric", score),
+        Measure("nonzeros", count_nonzeros),
+    )(Run(model, rule=make_clip_rule(recipe.clip)))
+    model = run.model
     result = FoldResult(
         fold=fold.index,
-        dense_metric=dense_metric,
-        metric=float(metric(model, val_loader)),
-        params=params,
-        nonzeros=count_nonzeros(model),
+        dense_metric=run.metrics["dense"],
+        metric=run.metrics["metric"],
+        params=run.metrics["params"],
+        nonzeros=run.metrics["nonzeros"],
     )
     if measure_macs:
         from secateurs.measure import count_macs

@@ -1,12 +1,13 @@
 """One concrete setting (a candidate of a search, or its best result exported as a recipe).
 
-A recipe YAML holds the pruning settings that `secateurs prune --recipe FILE` applies, the
+A recipe YAML holds the pruning settings that `secateurs prune recipe MODEL FILE` applies, the
 clipping rule used while (re)training, the fine-tuning budget, and where it came from.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,21 +84,56 @@ class Recipe(_Strict):
 
 
 def make_clip_rule(setting: ClipSetting) -> Any:
-    """The secateurs.clip rule for a setting (None for 'none')."""
-    if setting.rule == "none":
-        return None
+    """The secateurs.clip rule for a setting (None for 'none'): `clip.RULES` names the class."""
     from secateurs import clip
 
-    t = float(setting.threshold)  # type: ignore[arg-type]
-    if setting.rule == "value":
-        return clip.ByValue(t)
-    if setting.rule == "norm":
-        return clip.ByNorm(t)
-    if setting.rule == "agc":
-        return clip.AGC(clip=t)
-    if setting.rule == "autoclip":
-        return clip.AutoClip(percentile=t)
-    return clip.ZClip(z=t)
+    t = None if setting.threshold is None else float(setting.threshold)
+    return clip.make_rule(setting.rule, t)
+
+
+def _none(model: nn.Module, setting: PruneSetting, **_: Any) -> tuple[nn.Module, Any]:
+    return model, None
+
+
+def _unstructured(
+    model: nn.Module, setting: PruneSetting, *, data: Any, sparsity: float | None, **_: Any
+) -> tuple[nn.Module, Any]:
+    from secateurs import prune
+
+    s = setting.sparsity if sparsity is None else sparsity
+    kwargs: dict[str, Any] = {"scope": setting.scope, "criterion": setting.criterion}
+    if data is not None:
+        kwargs["data"] = data
+    if s is not None:
+        return model, prune.unstructured_(model, sparsity=s, **kwargs)
+    return model, prune.unstructured_(model, threshold=setting.threshold, **kwargs)
+
+
+def _nm(model: nn.Module, setting: PruneSetting, *, data: Any, **_: Any) -> tuple[nn.Module, Any]:
+    from secateurs import prune
+
+    return model, prune.nm_(model, n=setting.n, m=setting.m, criterion=setting.criterion, data=data)
+
+
+def _structured(
+    model: nn.Module, setting: PruneSetting, *, example_inputs: Any, data: Any, **_: Any
+) -> tuple[nn.Module, Any]:
+    from secateurs import prune
+
+    if example_inputs is None:
+        raise ValueError("structured pruning needs example_inputs to trace the model")
+    return prune.structured(
+        model, example_inputs, ratio=setting.ratio, importance=setting.importance, data=data
+    )
+
+
+#: a recipe's `method` -> the operation that applies it (the one map from names to operations)
+PRUNING_METHODS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
+    "none": _none,
+    "unstructured": _unstructured,
+    "nm": _nm,
+    "structured": _structured,
+}
 
 
 def apply_pruning(
@@ -113,29 +149,8 @@ def apply_pruning(
     Unstructured and N:M prune in place (masks); structured pruning returns a new, smaller
     model and needs `example_inputs`. `sparsity` overrides the setting's (used by schedules).
     """
-    from secateurs import prune
-
-    if setting.method == "none":
-        return model, None
-    if setting.method == "unstructured":
-        s = setting.sparsity if sparsity is None else sparsity
-        kwargs: dict[str, Any] = {"scope": setting.scope, "criterion": setting.criterion}
-        if data is not None:
-            kwargs["data"] = data
-        if s is not None:
-            report = prune.unstructured_(model, sparsity=s, **kwargs)
-        else:
-            report = prune.unstructured_(model, threshold=setting.threshold, **kwargs)
-        return model, report
-    if setting.method == "nm":
-        return model, prune.nm_(
-            model, n=setting.n, m=setting.m, criterion=setting.criterion, data=data
-        )
-    if example_inputs is None:
-        raise ValueError("structured pruning needs example_inputs to trace the model")
-    return prune.structured(
-        model, example_inputs, ratio=setting.ratio, importance=setting.importance, data=data
-    )
+    method = PRUNING_METHODS[setting.method]
+    return method(model, setting, example_inputs=example_inputs, data=data, sparsity=sparsity)
 
 
 def apply_recipe(
@@ -143,24 +158,6 @@ def apply_recipe(
 ) -> tuple[nn.Module, Any]:
     """Apply a recipe's pruning to `model`; returns (pruned model, pruning report)."""
     return apply_pruning(model, recipe.prune, example_inputs=example_inputs, data=data)
-
-
-def prune_options(recipe: Recipe) -> dict[str, Any]:
-    """The `secateurs prune` options a recipe stands for (sparsity/threshold, criterion,
-    scope, nm, structured, ratio, importance); the command then checks them as usual."""
-    p = recipe.prune
-    if p.method == "none":
-        raise ValueError("the recipe prunes nothing (method: none); there is nothing to apply")
-    return {
-        "sparsity": p.sparsity if p.method == "unstructured" else None,
-        "threshold": p.threshold if p.method == "unstructured" else None,
-        "criterion": p.criterion,
-        "scope": p.scope,
-        "nm": f"{p.n}:{p.m}" if p.method == "nm" else None,
-        "structured": p.method == "structured",
-        "ratio": p.ratio if p.method == "structured" else None,
-        "importance": p.importance,
-    }
 
 
 def recipe_caveat(recipe: Recipe) -> str | None:
@@ -176,18 +173,6 @@ def recipe_caveat(recipe: Recipe) -> str | None:
         f"note: this recipe was validated with {' and '.join(parts)}; "
         "`secateurs prune` applies the pruning in one shot (fine-tune afterwards)"
     )
-
-
-def recipe_cli_options(path: str | os.PathLike, **given: Any) -> dict[str, Any]:
-    """For `secateurs prune --recipe FILE`: the recipe's options, plus "note" (a caveat or
-    None). `given` holds the pruning options typed on the command line; any that is set
-    (not None / False) conflicts with the recipe and is an error."""
-    typed = sorted(k for k, v in given.items() if v is not None and v is not False)
-    if typed:
-        flags = ", ".join("--" + k.replace("_", "-") for k in typed)
-        raise ValueError(f"--recipe supplies the pruning settings; drop {flags}")
-    recipe = load_recipe(path)
-    return {**prune_options(recipe), "note": recipe_caveat(recipe)}
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
@@ -217,6 +202,6 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 def save_recipe(recipe: Recipe, path: str | os.PathLike) -> Path:
     """Write a recipe as YAML (atomically)."""
     data = recipe.model_dump(mode="json")
-    text = "# secateurs recipe: apply with `secateurs prune MODEL --recipe THIS_FILE`\n"
+    text = "# secateurs recipe: apply with `secateurs prune recipe MODEL THIS_FILE -o OUT`\n"
     text += yaml.safe_dump(data, sort_keys=False)
     return write_text_atomic(path, text)

@@ -25,11 +25,17 @@ class StepRecord:
     epoch: int
     loss_tensor: torch.Tensor
     clip: Any = None  # the clipping rule's stats object, if a rule ran
-    skipped: bool = False  # the optimizer step was not taken (non-finite gradients, scaler)
+    # the optimizer step was not taken (non-finite gradients, scaler): a bool, or a 0-d bool
+    # tensor on the device until read
+    skip: torch.Tensor | bool = False
 
     @property
     def loss(self) -> float:
         return float(self.loss_tensor)
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.skip)
 
 
 @dataclass
@@ -158,6 +164,8 @@ def _optimizer_step(
     epoch: int,
     loss: torch.Tensor,
 ) -> StepRecord:
+    from secateurs.clip.skip import skip_flag, step_unless
+
     stats = None
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -167,16 +175,17 @@ def _optimizer_step(
             stats = clip(model)
     elif clip is not None:
         stats = clip(model)
-    skipped = bool(getattr(stats, "skipped", False))
     if scaler is not None:
+        skipped = bool(skip_flag(stats))  # the scaler reads its own flag back anyway
         scale_before = scaler.get_scale()
         if not skipped:
             scaler.step(optimizer)
         scaler.update()
         skipped = skipped or scaler.get_scale() < scale_before
-    elif not skipped:
-        optimizer.step()
-    return StepRecord(step=step, epoch=epoch, loss_tensor=loss, clip=stats, skipped=skipped)
+        return StepRecord(step=step, epoch=epoch, loss_tensor=loss, clip=stats, skip=skipped)
+    skip = skip_flag(stats)
+    step_unless(optimizer, skip)  # no host read of a device-side flag
+    return StepRecord(step=step, epoch=epoch, loss_tensor=loss, clip=stats, skip=skip)
 
 
 def _scaler_found_inf(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> bool:

@@ -40,7 +40,7 @@ def record_norms(
     """
     steps = count("steps", steps)
     net = copy.deepcopy(model) if copy_model else model
-    recorder = GradNormRecorder(norm_type, skip_step=not train)
+    recorder = GradNormRecorder(norm_type=norm_type, skip_step=not train)
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no parameters that require gradients")

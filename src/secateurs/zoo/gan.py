@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs.clip.skip import skip_flag, step_unless
 from secateurs.train import Callback, FitResult, StepRecord
 
 
@@ -227,8 +228,7 @@ def train_gan(
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 stats_d = aux_clip(critic) if aux_clip is not None else None
-                if not getattr(stats_d, "skipped", False):
-                    opt_d.step()
+                step_unless(opt_d, skip_flag(stats_d))
                 if recipe.weight_clip is not None:
                     clip_weights_(critic, recipe.weight_clip)
             z = torch.randn(batch_size, model.z_dim, generator=g).to(device)
@@ -238,11 +238,10 @@ def train_gan(
             opt_d.zero_grad(set_to_none=True)
             g_loss.backward()
             stats = clip(gen) if clip is not None else None
-            skipped = bool(getattr(stats, "skipped", False))
-            if not skipped:
-                opt_g.step()
+            skip = skip_flag(stats)
+            step_unless(opt_g, skip)
             record = StepRecord(
-                step=step, epoch=0, loss_tensor=g_loss.detach(), clip=stats, skipped=skipped
+                step=step, epoch=0, loss_tensor=g_loss.detach(), clip=stats, skip=skip
             )
             result.steps.append(record)
             result.critic_losses.append(float(d_loss.detach()))

@@ -1,4 +1,4 @@
-"""`secateurs prune MODEL --structured`: a smaller model file that loads back."""
+"""`secateurs prune structured MODEL`: a smaller model file that loads back."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_structured_prune_writes_a_smaller_model(tmp_path) -> None:
     src = tmp_path / "mlp.safetensors"
     sio.save(MLP(), src)
     out = tmp_path / "small.safetensors"
-    args = ["prune", str(src), "-o", str(out), "--structured", "--ratio", "0.5", "--trust-arch"]
+    args = ["prune", "structured", str(src), "-o", str(out), "--ratio", "0.5", "--trust-arch"]
     r = CliRunner().invoke(app, [*args, "--input-shape", "2,1,8,8", "--importance", "l1"])
     assert r.exit_code == 0, r.output
     assert "net.1" in r.output and "MACs" in r.output
@@ -35,10 +35,10 @@ def test_structured_prune_bad_ratio_writes_nothing(tmp_path) -> None:
             app,
             [
                 "prune",
+                "structured",
                 str(src),
                 "-o",
                 str(out),
-                "--structured",
                 "--ratio",
                 ratio,
                 "--input-shape",
