@@ -15,7 +15,7 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import EXIT_FAILED, QuietOption, fail, user_errors
-from secateurs.cli.export import PruneFormatOption
+from secateurs.cli.export import PruneFormatOption, parse_shape
 from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
@@ -278,7 +278,7 @@ def structured_cmd(
 ) -> None:
     """Remove whole units for real: a smaller, faster ordinary model."""
     with user_errors():
-        shape = _parse_shape(input_shape)
+        shape = parse_shape(input_shape)
     job = _start(model, output, arch, (trust_pickle, trust_arch, code), eval_fn, data, quiet, fmt)
     with user_errors():
         import torch
@@ -318,7 +318,7 @@ def recipe_cmd(
         settings = load_recipe(recipe)
         if settings.prune.method == "none":
             raise ValueError("the recipe prunes nothing (method: none); there is nothing to apply")
-        shape = _parse_shape(input_shape) if input_shape is not None else None
+        shape = parse_shape(input_shape) if input_shape is not None else None
         if settings.prune.method == "structured" and shape is None:
             raise ValueError("the recipe prunes structurally: give --input-shape to trace MODEL")
     if (note := recipe_caveat(settings)) and not quiet:
@@ -340,16 +340,6 @@ def _parse_nm(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"--pattern must look like N:M (e.g. 2:4), got {text!r}") from None
     return n, m
-
-
-def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints, got {text!r}") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise ValueError(f"--input-shape needs positive sizes, got {text!r}")
-    return shape
 
 
 def _run_eval(evaluate: Any, net: nn.Module) -> dict[str, float]:
