@@ -136,8 +136,9 @@ def test_pickled_script_model_prunes_and_loads_into_the_users_class(user_folder)
     got = torch.load(d / "plain-out.pt", weights_only=True)
     with torch.no_grad():
         want = reference(x)
-    torch.testing.assert_close(got["safetensors"], want, rtol=0, atol=0)
-    torch.testing.assert_close(got["pth"], want, rtol=0, atol=0)
+    close = {"rtol": 1e-6, "atol": 1e-6}  # another process may sum in another order
+    torch.testing.assert_close(got["safetensors"], want, **close)
+    torch.testing.assert_close(got["pth"], want, **close)
 
     # inspect and export read the same file the same way
     r = run("inspect", "model.pth", "--trust-pickle", "--code", f"{SCRIPT}.py", "-q")

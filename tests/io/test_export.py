@@ -136,10 +136,17 @@ def test_every_format_loads_in_its_own_ecosystem_without_secateurs(tmp_path):
     got = torch.load(tmp_path / "out.pt", weights_only=True)
     with torch.no_grad():
         want = masked(x)
-        torch.testing.assert_close(got["safetensors"], want, rtol=0, atol=0)
-        torch.testing.assert_close(got["pt"], want, rtol=0, atol=0)
+        # another process: its thread count may order the sums differently (~1e-8 apart);
+        # the stored weights themselves must be exactly the masked ones
+        close = {"rtol": 1e-6, "atol": 1e-6}
+        torch.testing.assert_close(got["safetensors"], want, **close)
+        torch.testing.assert_close(got["pt"], want, **close)
+        from safetensors.torch import load_file
+
+        stored = load_file(tmp_path / "masked.safetensors")
+        assert torch.equal(stored["0.weight"], masked[0].weight)
         torch.testing.assert_close(got["onnx"], want, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(got["structured"], small(x), rtol=0, atol=0)
+        torch.testing.assert_close(got["structured"], small(x), **close)
         torch.testing.assert_close(got["llama"], llama(input_ids=ids).logits)
         torch.testing.assert_close(got["opt"], opt(input_ids=ids).logits)
     # the caller's models are untouched: masks still in place
