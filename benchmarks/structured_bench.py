@@ -2,7 +2,13 @@
 
 Run (one benchmark at a time on a shared machine):
 
-    flock /tmp/secateurs-bench.lock python benchmarks/structured_bench.py [--part cnn|minilm|all]
+    flock /tmp/secateurs-bench.lock python benchmarks/structured_bench.py \
+        [--part cnn|minilm|families|all]
+
+Families: ViT, Swin, ConvNeXt, ResNet, Llama (GQA), BERT (Hugging Face, random weights, mid
+sizes) and the pretrained MiniLM encoder, pruned at `--ratio` by secateurs and by
+Torch-Pruning's MetaPruner: parameters, MAC reduction, interleaved CPU speed-up (median and
+range over rounds) and fidelity (cosine of the logits/hidden states to the dense model).
 
 CNN: ResCNN (secateurs.zoo.models) trained on scikit-learn digits; pruned to 2x fewer MACs and
 fine-tuned (accuracy), and at ratio 0.5 (latency vs MAC reduction). MiniLM: the pretrained
@@ -300,9 +306,228 @@ def bench_minilm(runs: int, distill_steps: int) -> dict:
     return {"rows": rows, "groups": [g.__dict__ for g in report.groups[:4]]}
 
 
+# ---------------------------------------------------------------------------------------------
+# Families: the architectures people use, random weights, ours next to Torch-Pruning
+
+
+def _family_models() -> dict[str, tuple[nn.Module, Any]]:
+    """Mid-sized configs (compute-bound on a CPU), random weights; MiniLM is pretrained."""
+    import transformers as T
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(4, 3, 128, 128, generator=g)
+    ids = torch.randint(0, 1000, (4, 128), generator=g)
+    dec = dict(
+        vocab_size=1000, hidden_size=384, intermediate_size=1536, num_hidden_layers=4,
+        num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=256,
+    )  # fmt: skip
+    models: dict[str, tuple[nn.Module, Any]] = {
+        "vit": (
+            T.ViTForImageClassification(
+                T.ViTConfig(
+                    hidden_size=384,
+                    num_hidden_layers=6,
+                    num_attention_heads=6,
+                    intermediate_size=1536,
+                    image_size=128,
+                    patch_size=16,
+                )
+            ),
+            img,
+        ),
+        "swin": (
+            T.SwinForImageClassification(
+                T.SwinConfig(image_size=128, embed_dim=64, depths=[2, 2, 2], num_heads=[2, 4, 8])
+            ),
+            img,
+        ),
+        "convnext": (
+            T.ConvNextForImageClassification(
+                T.ConvNextConfig(num_stages=3, hidden_sizes=[64, 128, 256], depths=[2, 2, 2])
+            ),
+            img,
+        ),
+        "resnet": (
+            T.ResNetForImageClassification(
+                T.ResNetConfig(num_stages=3, hidden_sizes=[128, 256, 512], depths=[2, 2, 2])
+            ),
+            img,
+        ),
+        "llama": (T.LlamaForCausalLM(T.LlamaConfig(**dec)), {"input_ids": ids}),
+        "bert": (
+            T.BertForSequenceClassification(
+                T.BertConfig(
+                    vocab_size=1000,
+                    hidden_size=384,
+                    num_hidden_layers=4,
+                    num_attention_heads=6,
+                    intermediate_size=1536,
+                )
+            ),
+            {"input_ids": ids},
+        ),
+    }
+    st = _minilm()
+    feats = _features(st, _paragraphs()[:8])
+    models["minilm"] = (st[0].auto_model, feats)
+    return models
+
+
+def _logits(model: nn.Module, x: Any) -> torch.Tensor:
+    from secateurs._inputs import call_model
+
+    with torch.inference_mode():
+        out = call_model(model, x)
+    if isinstance(out, torch.Tensor):
+        return out
+    out = out.logits if hasattr(out, "logits") else out[0]
+    return out
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(nn.functional.cosine_similarity(a.flatten(1), b.flatten(1)).mean())
+
+
+def _tp_prune_any(model: nn.Module, x: Any, ratio: float) -> nn.Module:
+    """Torch-Pruning's MetaPruner with its documented recipe for Hugging Face attention: the
+    q/k/v projections are given their head counts and the attention modules' head-count
+    attributes are updated afterwards; the classifier / LM head is left alone."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model)
+    num_heads: dict[nn.Module, int] = {}
+    attn_modules = []
+    for m in model.modules():
+        names = dict(m.named_children())
+        qkv = [names.get(k) for k in ("query", "key", "value")]
+        if not all(qkv):
+            qkv = [names.get(k) for k in ("q_proj", "k_proj", "v_proj")]
+        heads = getattr(m, "num_attention_heads", None) or getattr(m, "num_heads", None)
+        if heads is None and hasattr(m, "config") and all(qkv):
+            heads = getattr(m.config, "num_attention_heads", None)
+        if all(isinstance(q, nn.Linear) for q in qkv) and isinstance(heads, int):
+            for q in qkv:
+                num_heads[q] = heads
+            attn_modules.append((m, qkv[0]))
+    ignored = [m for n, m in model.named_modules() if n.split(".")[-1] in ("classifier", "lm_head")]
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x,
+        forward_fn=lambda m, inp: m(**inp) if isinstance(inp, dict) else m(inp),
+        output_transform=lambda out: _first(out).sum(),
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        ignored_layers=ignored,
+        num_heads=num_heads,
+        prune_num_heads=bool(num_heads),
+        prune_head_dims=False,
+        head_pruning_ratio=ratio,
+    )
+    pruner.step()
+    for m, q in attn_modules:
+        new = pruner.num_heads.get(q)
+        for attr in ("num_attention_heads", "num_heads"):
+            if isinstance(getattr(m, attr, None), int) and new:
+                setattr(m, attr, new)
+        if hasattr(m, "all_head_size"):
+            m.all_head_size = q.out_features
+    return model
+
+
+def _first(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    return out.logits if hasattr(out, "logits") else out[0]
+
+
+def _spread(model_a: nn.Module, model_b: nn.Module, x: Any, runs: int, rounds: int) -> dict:
+    """Interleaved A B A B timing after warm-up: median ms of each and the speed-up's range."""
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta.append(measure_latency(model_a, x, warmup=1, runs=runs).median)
+        tb.append(measure_latency(model_b, x, warmup=1, runs=runs).median)
+    ratios = sorted(a / b for a, b in zip(ta, tb, strict=True))
+    med = sorted(ta)[len(ta) // 2], sorted(tb)[len(tb) // 2]
+    return {
+        "dense_ms": med[0] * 1e3,
+        "pruned_ms": med[1] * 1e3,
+        "speedup": med[0] / med[1],
+        "speedup_min": ratios[0],
+        "speedup_max": ratios[-1],
+    }
+
+
+def bench_families(
+    ratio: float, runs: int, rounds: int, only: list[str] | None = None
+) -> list[dict]:
+    rows = []
+    for name, (model, x) in _family_models().items():
+        if only and name not in only:
+            continue
+        model.eval()
+        dense_macs, dense_params = count_macs(model, x), count_parameters(model)
+        ref = _logits(model, x)
+        tools = [("secateurs", lambda m=model, x=x: structured(m, x, ratio=ratio)[0])]
+        tools.append(("torch-pruning", lambda m=model, x=x: _tp_prune_any(m, x, ratio)))
+        for tool, prune in tools:
+            row: dict[str, Any] = {"model": name, "tool": tool}
+            try:
+                start = time.perf_counter()
+                pruned = prune().eval()
+                row["prune_s"] = time.perf_counter() - start
+                row["params"] = f"{dense_params:,} -> {count_parameters(pruned):,}"
+                row["mac_reduction"] = dense_macs / count_macs(pruned, x)
+                row["cosine"] = _cosine(_logits(pruned, x), ref)
+                row.update(_spread(model, pruned, x, runs, rounds))
+                row["speedup_over_mac_reduction"] = row["speedup"] / row["mac_reduction"]
+            except Exception as exc:  # report, do not hide, a failure of either tool
+                row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+class _RnnStack(nn.Module):
+    """Embedding 128 -> 2-layer LSTM -> GRU (256 hidden units) -> Linear on the last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 128)
+        self.lstm = nn.LSTM(128, 256, num_layers=2, batch_first=True)
+        self.gru = nn.GRU(256, 256, batch_first=True)
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x, _ = self.lstm(self.emb(tokens))
+        x, _ = self.gru(x)
+        return self.head(x[:, -1])
+
+
+def bench_rnn(runs: int, rounds: int) -> list[dict]:
+    """Ratio 0.4 with kept hidden sizes rounded to 1 (none), 8 (the default) and 16."""
+    torch.manual_seed(0)
+    model = _RnnStack().eval()
+    rows = []
+    for batch in (1, 16):
+        x = torch.randint(0, 100, (batch, 48))
+        for k in (1, 8, 16):
+            pruned, report = structured(model, x, ratio=0.4, round_to=k)
+            row = {"batch": batch, "round_to": k, "hidden": pruned.lstm.hidden_size}
+            row["mac_reduction"] = report.mac_reduction
+            row.update(_spread(model, pruned, x, runs, rounds))
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["cnn", "minilm", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["cnn", "minilm", "families", "rnn", "all"], default="all"
+    )
+    parser.add_argument("--ratio", type=float, default=0.4, help="families: ratio of units")
+    parser.add_argument("--rounds", type=int, default=5, help="families: interleaved rounds")
+    parser.add_argument("--models", nargs="*", help="families: only these (e.g. bert minilm)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=40)
@@ -327,6 +552,19 @@ def main() -> None:
         cols = ["model", "params", "macs", "latency_ms", "mac_reduction", "speedup"]
         cols += ["speedup_over_mac_reduction", "cosine", "cosine_after_distill", "error"]
         print(_table(mini["rows"], cols))
+    if args.part in ("families", "all"):
+        fam = bench_families(args.ratio, max(1, args.runs // 5), args.rounds, args.models)
+        out["families"] = fam
+        print(f"## Families at ratio {args.ratio}, {args.threads} thread(s), random weights")
+        cols = ["model", "tool", "params", "mac_reduction", "speedup", "speedup_min"]
+        cols += ["speedup_max", "speedup_over_mac_reduction", "cosine", "error"]
+        print(_table(fam, cols))
+    if args.part in ("rnn", "all"):
+        rnn = bench_rnn(max(1, args.runs // 5), args.rounds)
+        out["rnn"] = rnn
+        print(f"## LSTM + GRU stack at ratio 0.4, {args.threads} thread(s)")
+        cols = ["batch", "round_to", "hidden", "mac_reduction", "speedup", "speedup_min"]
+        print(_table(rnn, [*cols, "speedup_max"]))
     if args.json:
         write_text_atomic(args.json, json.dumps(out, indent=2, default=str))
 

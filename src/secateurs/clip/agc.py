@@ -2,7 +2,8 @@
 Recognition Without Normalization"): each unit's gradient is bounded relative to its weight.
 
 A unit is an output row of a Linear weight, a filter of a Conv weight (dim 0 of any weight with
-two or more dimensions); a 1-D or 0-D parameter (bias, norm scale) is one unit. For unit i,
+two or more dimensions; a column of Hugging Face's Conv1D weight, which is stored (in, out));
+a 1-D or 0-D parameter (bias, norm scale) is one unit. For unit i,
 G_i is scaled by `min(1, clip * max(||W_i||, eps) / max(||G_i||, 1e-6))`.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from secateurs._conv1d import is_conv1d
 from secateurs.clip._checks import norm_type as check_norm_type
 from secateurs.clip._checks import positive
 from secateurs.clip._grads import Target, named_parameters_of, with_grads
@@ -128,7 +130,8 @@ class AGC(Rule):
                 self.name, norm_before=0.0, norm_after=0.0, coef=1.0, nonfinite=rest_bad
             )
         p = self.norm_type
-        grads = [q.grad for q in params]
+        flip = _input_major(parameters)
+        grads = [_units_first(q.grad, id(q) in flip) for q in params]
         device = local(grads[0]).device
         # Unit norms of all tensors in one flat vector: few, vectorised small ops.
         g_units = self._norms(grads, p)
@@ -149,7 +152,7 @@ class AGC(Rule):
             return ClipStats.skipped_step(self.name, before, bad)
         if action == "zeroed":
             flat_g = torch.cat([n.reshape(-1).to(device) for n in self._norms(grads, p)])
-        w_units = self._norms([q.detach() for q in params], p)
+        w_units = self._norms([_units_first(q.detach(), id(q) in flip) for q in params], p)
         flat_w = torch.cat([n.reshape(-1).to(device) for n in w_units])
         limit = flat_w.clamp(min=self.eps).mul_(self.clip)
         coef = torch.clamp(limit / flat_g.clamp(min=1e-6), max=1.0)
@@ -206,6 +209,18 @@ class AGC(Rule):
             f"clip={self.clip}, eps={self.eps}, exclude={self.exclude!r}, "
             f"skip_classifier={self.skip_classifier}, nonfinite={self.nonfinite!r}"
         )
+
+
+def _input_major(parameters: Target) -> set[int]:
+    """ids of the weights stored (in, out): Hugging Face Conv1D, whose units are columns."""
+    if not isinstance(parameters, nn.Module):
+        return set()
+    return {id(m.weight) for m in parameters.modules() if is_conv1d(m)}
+
+
+def _units_first(t: torch.Tensor, flip: bool) -> torch.Tensor:
+    """`t`, or its transposed view when its units are its columns (in-place ops reach `t`)."""
+    return t.t() if flip and t.ndim == 2 and not is_dtensor(t) else t
 
 
 def _abs_max(t: torch.Tensor) -> torch.Tensor:

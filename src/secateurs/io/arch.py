@@ -319,6 +319,12 @@ def describe(
         }
         if attrs:
             entry["attrs"] = attrs
+        if args is None:
+            # Parameters of other modules (e.g. an attention's bias table, which structured
+            # pruning may narrow): their shapes, so that rebuild can narrow them too.
+            own = {k: list(p.shape) for k, p in module.named_parameters(recurse=False)}
+            if own:
+                entry["params"] = own
         modules[name] = entry
     desc["modules"] = modules
     return desc
@@ -516,6 +522,28 @@ def _build_leaf(entry: dict[str, Any], dtype: torch.dtype) -> nn.Module:
         raise ValueError(f"cannot build a {entry['type']} from {args} ({e})") from None
 
 
+def _narrow_params(module: nn.Module, name: str, shapes: dict[str, Any]) -> None:
+    """Give `module`'s own parameters the recorded shapes, which may only be smaller."""
+    for key, shape in shapes.items():
+        current = getattr(module, key, None)
+        if not isinstance(current, nn.Parameter) or list(current.shape) == list(shape):
+            continue
+        if (
+            not isinstance(shape, list)
+            or len(shape) != current.dim()
+            or not all(
+                isinstance(n, int) and 0 <= n <= c
+                for n, c in zip(shape, current.shape, strict=True)
+            )
+        ):
+            raise ValueError(
+                f"the file records {name}.{key} with shape {shape}, which is not a narrowing of "
+                f"the built {list(current.shape)}; the file is damaged or from another model"
+            )
+        new = torch.empty(shape, dtype=current.dtype, device=current.device)
+        setattr(module, key, nn.Parameter(new, requires_grad=current.requires_grad))
+
+
 def _same_kind(old: Any, new: Any) -> bool:
     if isinstance(old, bool) or isinstance(new, bool):
         return type(old) is type(new)
@@ -609,5 +637,6 @@ def rebuild(
         )
     for name, entry in recorded.items():
         module = model.get_submodule(name) if name else model
+        _narrow_params(module, name, entry.get("params") or {})
         _restore_attrs(module, name, entry.get("attrs") or {})
     return model

@@ -3,8 +3,9 @@ dimension, keep the N with the highest score (2:4 and 4:8 are what sparse tensor
 
 The input dimension is dim 1 for Linear, Conv (``in_channels``; kernel positions are separate
 groups), RNN and attention projections, and custom 2-D weights; dim 0 for ConvTranspose (its
-weight is ``in x out x k``); the last dim for Embedding. A tensor whose input dimension is not
-divisible by M is a ValueError naming it (exclude it, or pick an M that divides it).
+weight is ``in x out x k``) and Hugging Face's Conv1D (``in x out``); the last dim for
+Embedding. A tensor whose input dimension is not divisible by M is a ValueError naming it
+(exclude it, or pick an M that divides it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from secateurs._conv1d import is_conv1d
 from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import get_mask
 from secateurs.prune.summary import PruneReport
@@ -28,7 +30,7 @@ def input_dim(t: Target) -> int:
     """The dimension of `t`'s weight along which N:M groups are formed."""
     if t.param.dim() == 1:
         return 0
-    if isinstance(t.module, _TRANSPOSED):
+    if isinstance(t.module, _TRANSPOSED) or is_conv1d(t.module):
         return 0
     if isinstance(t.module, nn.Embedding | nn.EmbeddingBag):
         return t.param.dim() - 1

@@ -1,8 +1,9 @@
 """Which parameters are prunable.
 
-By default: the weights of Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, Embedding,
-RNN/LSTM/GRU (every ``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``, reverse included)
-and MultiheadAttention (``in_proj_weight`` or ``q/k/v_proj_weight``; ``out_proj`` is a Linear).
+By default: the weights of Linear, Hugging Face's Conv1D, Conv1d/2d/3d, ConvTranspose1d/2d/3d,
+Embedding, RNN/LSTM/GRU (every ``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``, reverse
+included) and MultiheadAttention (``in_proj_weight`` or ``q/k/v_proj_weight``; ``out_proj``
+is a Linear).
 Biases and normalisation layers are never pruned. The final classifier (the last Linear
 registered in the model) and embeddings stay dense unless `exclude` is given (``exclude=[]``
 prunes everything chosen). `include` selects by module type or by name pattern; a pattern also
@@ -21,6 +22,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.utils import parametrize
 
+from secateurs._conv1d import is_conv1d
 from secateurs.prune.mask import original
 
 _CONVS = (
@@ -91,7 +93,7 @@ def _standard_weights(module: nn.Module) -> list[str]:
         return [n for n in names if _RNN_WEIGHT.match(n)]
     if isinstance(module, nn.MultiheadAttention):
         return [n for n in names if n in _MHA_WEIGHT]
-    if isinstance(module, _STANDARD):
+    if isinstance(module, _STANDARD) or is_conv1d(module):
         return [n for n in names if n == "weight"]
     return []
 

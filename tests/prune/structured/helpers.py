@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from secateurs.prune.structural import find_groups, surgery
+from secateurs.prune.structural import find_groups, select, surgery
 from secateurs.prune.structural.surgery import parameter_slices
 
 
@@ -21,28 +20,39 @@ def call(model: nn.Module, x: Any) -> Any:
 
 
 def zero_units(model: nn.Module, example: Any, ratio: float, seed: int = 0, **find: Any) -> int:
-    """Zero every parameter of floor(ratio * n) random units per group; returns how many."""
+    """Zero every parameter of the units that a random-importance selection at `ratio` removes.
+
+    The selection is the library's own (equal query heads per key/value head, whole groups
+    first), so an L1-ranked pruning of the zeroed model must remove exactly these units.
+    Returns how many units were zeroed.
+    """
     groups, _, _ = find_groups(model, example, **find)
     gen = torch.Generator().manual_seed(seed)
+    for g in groups:
+        for u in g.units + [p for p, _ in g.parents if p is not None]:
+            u.importance = float(torch.rand((), generator=gen))
+    chosen = select.select(groups, ratio)
     total = 0
     with torch.no_grad():
-        for g in groups:
-            k = math.floor(ratio * len(g.units) + 1e-9)
-            for i in torch.randperm(len(g.units), generator=gen)[:k].tolist():
-                for s in g.units[i].slices:
-                    m = model.get_submodule(s.module)
-                    _zero(m, s.role, list(s.positions))
-                    assert all(
-                        float(t.abs().sum()) == 0
-                        for t in parameter_slices(m, s.role, list(s.positions))
-                    )
-                total += 1
+        for gi, idx in chosen.items():
+            for s in groups[gi].removed_slices(idx):
+                m = model.get_submodule(s.module)
+                _zero(m, s.role, list(s.positions))
+                assert all(
+                    float(t.abs().sum()) == 0
+                    for t in parameter_slices(m, s.role, list(s.positions))
+                )
+            total += len(idx)
     return total
 
 
 def _zero(m: nn.Module, role: str, positions: list[int]) -> None:
     # parameter_slices returns copies (advanced indexing), so zero by index on the originals.
     idx = torch.as_tensor(positions)
+    if role.startswith("param:"):
+        _, attr, axis = role.split(":")
+        getattr(m, attr).index_fill_(int(axis), idx, 0)
+        return
     if isinstance(m, nn.Linear):
         if role == "out":
             m.weight[idx] = 0

@@ -175,12 +175,12 @@ class Untraceable(nn.Module):
 
 
 class OpaqueUse(nn.Module):
-    """A hidden layer's channels feed a matmul with a fixed matrix: must be kept."""
+    """A hidden layer's channels feed a matmul with a constant matrix: must be kept."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc1 = nn.Linear(64, 32)
-        self.mix = nn.Parameter(torch.randn(32, 32))
+        self.register_buffer("mix", torch.randn(32, 32))
         self.fc2 = nn.Linear(32, 16)
         self.fc3 = nn.Linear(16, 10)
 
@@ -190,7 +190,7 @@ class OpaqueUse(nn.Module):
 
 
 def test_untraceable_and_unknown_patterns_are_safe() -> None:
-    with pytest.raises(ValueError, match=r"could not be traced.*fx-traceable"):
+    with pytest.raises(ValueError, match=r"could not be exported.*torch.export"):
         structured(Untraceable(), X, ratio=0.5)
     model = OpaqueUse().eval()
     pruned, report = structured(model, X, ratio=0.5)
@@ -209,7 +209,7 @@ def test_recurrent_hidden_state_use_keeps_units() -> None:
     model = LastHidden()
     pruned, report = structured(model, torch.randint(0, 30, (2, 5)), ratio=0.5)
     assert pruned.gru.hidden_size == 18  # h_n is used: the GRU's units are kept
-    assert pruned.lstm.hidden_size == 10
+    assert pruned.lstm.hidden_size == 8  # 10, rounded to a multiple of 8 (CPU kernels)
     assert "final hidden state" in report.kept["gru"]
 
 

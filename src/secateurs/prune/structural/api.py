@@ -11,7 +11,7 @@ from torch import nn
 
 from secateurs._inputs import call_model
 from secateurs.measure import count_macs, count_parameters
-from secateurs.prune.structural import graph, groups, rules, select, surgery
+from secateurs.prune.structural import attributes, graph, groups, rules, select, surgery
 from secateurs.prune.structural import importance as importance_mod
 from secateurs.prune.summary import GroupChange, PruneReport
 
@@ -49,6 +49,52 @@ def _tied_modules(model: nn.Module) -> dict[str, str]:
     return tied
 
 
+def _apply(
+    model: nn.Module,
+    found: list[groups.Group],
+    chosen: dict[int, list[int]],
+    example_inputs: Any,
+    reference: Any,
+) -> tuple[nn.Module, str | None, list[str]]:
+    """A pruned copy of `model`, why it fails or changes output shapes (or None), notes."""
+    pruned = copy.deepcopy(model)
+    removed = [s for gi, idx in chosen.items() for s in found[gi].removed_slices(idx)]
+    surgery.apply(pruned, removed)
+    changes = [attributes.change_of(g, chosen.get(gi, [])) for gi, g in enumerate(found)]
+    attributes.fix_modules(pruned, changes)
+    notes = attributes.fix_configs(pruned, changes)
+    try:
+        with torch.no_grad():
+            after = _shapes(call_model(pruned, example_inputs))
+    except Exception as exc:
+        return pruned, f"{type(exc).__name__}: {exc}".splitlines()[0], notes
+    if after != reference:
+        return pruned, f"output shapes {after} instead of {reference}", notes
+    return pruned, None, notes
+
+
+def _failing_group(
+    model: nn.Module,
+    found: list[groups.Group],
+    chosen: dict[int, list[int]],
+    example_inputs: Any,
+    reference: Any,
+) -> int | None:
+    """One group whose removal alone breaks the model (bisection), or None."""
+    candidates = sorted(chosen)
+    while len(candidates) > 1:
+        half = candidates[: len(candidates) // 2]
+        _, error, _ = _apply(
+            model, found, {gi: chosen[gi] for gi in half}, example_inputs, reference
+        )
+        candidates = half if error is not None else candidates[len(half) :]
+    if not candidates:
+        return None
+    gi = candidates[0]
+    _, error, _ = _apply(model, found, {gi: chosen[gi]}, example_inputs, reference)
+    return gi if error is not None else None
+
+
 def find_groups(
     model: nn.Module, example_inputs: Any, *, prune_embedding: bool = False
 ) -> tuple[list[groups.Group], dict[str, str], graph.Analysis]:
@@ -64,7 +110,7 @@ def structured(
     example_inputs: Any,
     *,
     ratio: float,
-    importance: str = "l2",
+    importance: Any = "l2",
     global_ratio: bool = False,
     per_layer_limits: Mapping[str, float] | None = None,
     round_to: int | None = None,
@@ -80,7 +126,8 @@ def structured(
     inputs, norms, residual partners), attention heads (key/value groups under GQA), MLP
     channels of Transformer blocks and RNN hidden units. The model's inputs and outputs keep
     their widths, as do layers listed in `protect` (names, prefixes or glob patterns).
-    `importance` is one of ``l1``, ``l2``, ``bn``, ``taylor``, ``activation``, ``random``;
+    `importance` is one of ``l1``, ``l2``, ``bn``, ``taylor``, ``activation``, ``random`` or
+    any object with a ``score(model, unit)`` method (see `importance.Importance`);
     ``taylor`` and ``activation`` need `data` (batches of ``(inputs, targets)``; ``taylor`` uses
     `loss_fn`, default cross-entropy). `global_ratio` ranks all units together (importance
     normalised per group); `per_layer_limits` caps the ratio of matching groups; `round_to`
@@ -90,8 +137,7 @@ def structured(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_inputs(example_inputs)
     ratio = select.check_ratio(ratio)
-    if importance not in importance_mod.CRITERIA:
-        raise ValueError(f"importance must be one of {importance_mod.CRITERIA}, got {importance!r}")
+    scorer = importance_mod.resolve(importance, seed)
     if isinstance(protect, str):
         protect = (protect,)
     protect = tuple(protect)
@@ -122,7 +168,8 @@ def structured(
     found = groups.drop_protected(found, tuple(tied))
     if not found:
         why = (
-            f"it could not be traced ({analysis.trace_error}) and has no known blocks"
+            f"it could not be exported ({analysis.trace_error}) and has no attention or "
+            "RNN layers with their own rule"
             if not analysis.traced
             else "every channel is fixed by the model's inputs/outputs or unsupported patterns"
         )
@@ -130,15 +177,15 @@ def structured(
         raise ValueError(
             f"nothing in {type(model).__name__} can be pruned structurally: {why}"
             + (f" ({details})" if details else "")
-            + ". Make the forward torch.fx-traceable, or protect/exclude the unsupported parts."
+            + ". Make the forward exportable with torch.export.export(strict=False)."
         )
-    notes = importance_mod.score(pruned, found, importance, data=data, loss_fn=loss_fn, seed=seed)
-    if not analysis.traced and prune_embedding:
-        notes.append("prune_embedding needs a traced model; the embedding width was kept")
+    importance_mod.score(pruned, found, scorer, data=data, loss_fn=loss_fn)
+    notes: list[str] = []
     if not analysis.traced:
+        error = (analysis.trace_error or "")[:200]
         notes.append(
-            f"model not traced by torch.fx ({analysis.trace_error[:100]}); only attention heads, "
-            "Transformer MLP channels and inner RNN layers were considered"
+            f"model not exported by torch.export ({error}); only "
+            "nn.MultiheadAttention heads and inner RNN layers were considered"
         )
     chosen = select.select(
         found,
@@ -147,27 +194,27 @@ def structured(
         per_layer_limits=per_layer_limits,
         round_to=round_to,
     )
-    removed = [s for gi, idx in chosen.items() for i in idx for s in found[gi].units[i].slices]
-    surgery.apply(pruned, removed)
-    rules.fix_attributes(pruned)
-
-    try:
-        with torch.no_grad():
-            after = _shapes(call_model(pruned, example_inputs))
-    except Exception as exc:  # never hand back a model that does not run
-        raise RuntimeError(
-            f"the pruned model fails on example_inputs ({type(exc).__name__}: {exc}); this is "
-            "a pattern the analysis missed: protect the modules involved and report it"
-        ) from exc
-    if after != reference:
-        raise RuntimeError(
-            f"the pruned model's output shapes {after} differ from the original {reference}; "
-            "protect the modules involved and report it"
-        )
+    scored = pruned
+    pruned, error, pruned_notes = _apply(scored, found, chosen, example_inputs, reference)
+    while error is not None:
+        # Some removal breaks the forward (a size written into the code, an attribute the
+        # analysis cannot see): find one group that fails alone, keep it, and try again.
+        culprit = _failing_group(scored, found, chosen, example_inputs, reference)
+        if culprit is None:
+            raise RuntimeError(
+                f"the pruned model fails on example_inputs ({error}); this is a pattern the "
+                "analysis missed: protect the modules involved and report it"
+            )
+        for m in sorted(found[culprit].modules):
+            kept.setdefault(m, f"removing its units breaks the forward ({error[:160]})")
+        del chosen[culprit]
+        pruned, error, pruned_notes = _apply(scored, found, chosen, example_inputs, reference)
+    notes.extend(pruned_notes)
     pruned.train(was_training)
     report = PruneReport(
         requested=ratio,
-        method=f"structured/{importance}" + ("/global" if global_ratio else ""),
+        method=f"structured/{getattr(scorer, 'name', type(scorer).__name__)}"
+        + ("/global" if global_ratio else ""),
         params_before=params_before,
         params_after=count_parameters(pruned),
         macs_before=macs_before,

@@ -1,19 +1,25 @@
-"""Channel dependency analysis by tracing the model with torch.fx.
+"""Channel dependency analysis on the ATen graph that `torch.export` produces.
 
-Every output channel of a prunable layer (Linear, convolution, Embedding, RNN) becomes an
-*element*. Propagating elements through the traced graph records where each channel is used:
-as rows of its producer, columns of consumers, entries of BatchNorm/LayerNorm/GroupNorm.
-Operations that tie channels (residual additions, depthwise convolution, GroupNorm groups,
-equal ``chunk`` halves) merge elements with a union-find; concatenation and flatten map them
-through. Whatever the analysis does not understand *freezes* the elements that reach it: a
-frozen channel is never removed, so an unknown pattern can cost compression but can never
-produce a wrong model. Model inputs, outputs, constants and parameters used functionally are
-frozen the same way.
+Every axis of every parameter that can shrink (a Linear's rows and columns, a convolution's
+output and input channels, a norm's entries, an embedding's width, any other parameter's axes)
+becomes a list of *elements*, one per position. Propagating elements through the exported
+graph records which positions must disappear together: a residual addition, a concatenation,
+a depthwise convolution, the reshape of a projection into heads, a matmul between queries and
+keys or ``scaled_dot_product_attention`` *unite* elements (union-find); a parameter reading an
+activation unites its input axis with the elements that activation carries. Whatever the
+analysis does not understand *freezes* the elements that reach it: a frozen element is never
+removed, so an unknown operation can cost compression but can never produce a wrong model.
+Model inputs and outputs are frozen the same way (every output keeps its shape).
+
+Heads need no rules: a view that splits a pruned dimension into ``(heads, head_dim)`` unites
+the positions of each head, so a head is removed whole; the ``expand`` + ``reshape`` that
+repeats key/value heads for grouped-query attention records which query heads read which
+key/value head (an *expansion*), so that query heads can be removed within a group.
 """
 
 from __future__ import annotations
 
-import inspect
+import itertools
 import math
 import operator
 from collections.abc import Sequence
@@ -23,10 +29,9 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
 
+from secateurs._conv1d import is_conv1d
 from secateurs.prune.structural.modules import HeadPrunedAttention
-from secateurs.prune.structural.rules import is_local_rule_module
 
 
 class UnionFind:
@@ -70,17 +75,22 @@ class Usage:
     """Module `module` uses elements `ids` (in order) along the axis that `role` names."""
 
     module: str
-    role: str  # "out" | "in" | "norm"
+    role: str
     ids: list[int]
 
 
 @dataclass
 class Tracked:
-    """A tensor whose dimension `dim` carries the channel elements `ids`."""
+    """A tensor whose dimension `dim` carries the elements `ids` (others carry none).
+
+    `expanded` holds the dimensions made by broadcasting a size-1 dimension (``expand``):
+    merging the element dimension with them repeats each element for several consumers.
+    """
 
     ids: list[int]
     dim: int
     ndim: int
+    expanded: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -92,208 +102,303 @@ class Poison:
 
 
 @dataclass
+class ParamRef:
+    """A parameter or buffer of module `module` (attribute `attr`) used in the graph."""
+
+    module: str
+    attr: str
+    axes: list[list[int]]  # element ids per axis
+
+
+@dataclass
 class Analysis:
-    """The result: elements, their usages, and why the frozen ones are frozen."""
+    """The result: elements, their usages, head structure, and why frozen ones are frozen."""
 
     uf: UnionFind = field(default_factory=UnionFind)
     usages: list[Usage] = field(default_factory=list)
+    expansions: list[tuple[int, list[int]]] = field(default_factory=list)
+    heads: dict[int, int] = field(default_factory=dict)  # element of a whole head: head_dim
     traced: bool = True
     trace_error: str | None = None
+    prune_embedding: bool = False
 
 
-_PASSTHROUGH_MODULES = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.GELU,
-    nn.SiLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.Mish,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
-    nn.Softplus,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.Upsample,
-)
-_POOL_MODULES = (
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-)
-_F = torch.nn.functional
-_PASSTHROUGH_FUNCS = {
-    torch.relu,
-    torch.sigmoid,
-    torch.tanh,
-    torch.abs,
-    torch.neg,
-    torch.exp,
-    torch.square,
-    torch.sqrt,
-    torch.clamp,
-    torch.clip,
-    _F.relu,
-    _F.relu6,
-    _F.gelu,
-    _F.silu,
-    _F.elu,
-    _F.leaky_relu,
-    _F.hardswish,
-    _F.hardsigmoid,
-    _F.hardtanh,
-    _F.mish,
-    _F.softplus,
-    _F.sigmoid,
-    _F.tanh,
-    _F.dropout,
-    _F.dropout1d,
-    _F.dropout2d,
-    _F.dropout3d,
-    operator.neg,
-}
-_POOL_FUNCS = {
-    _F.max_pool1d,
-    _F.max_pool2d,
-    _F.max_pool3d,
-    _F.avg_pool1d,
-    _F.avg_pool2d,
-    _F.avg_pool3d,
-    _F.adaptive_avg_pool1d,
-    _F.adaptive_avg_pool2d,
-    _F.adaptive_avg_pool3d,
-    _F.adaptive_max_pool1d,
-    _F.adaptive_max_pool2d,
-    _F.adaptive_max_pool3d,
-    _F.interpolate,
-}
-_PASSTHROUGH_METHODS = {
+# Modules whose inside the graph must not prune: their own rules handle them (or nothing).
+OWN_RULE = (nn.MultiheadAttention, HeadPrunedAttention, nn.RNNBase)
+
+_A = torch.ops.aten
+
+
+def _ops(*names: str) -> set[Any]:
+    """ATen operator packets by name (names a PyTorch version lacks are skipped)."""
+    return {getattr(_A, n) for n in names if hasattr(_A, n)}
+
+
+_UNARY = _ops(
     "relu",
-    "sigmoid",
+    "relu_",
+    "gelu",
+    "silu",
+    "silu_",
     "tanh",
-    "abs",
+    "sigmoid",
     "neg",
+    "abs",
     "exp",
     "sqrt",
+    "rsqrt",
     "clamp",
-    "clip",
-    "contiguous",
-    "float",
-    "double",
-    "half",
-    "bfloat16",
-    "to",
-    "type_as",
+    "clamp_min",
+    "clamp_max",
+    "hardtanh",
+    "hardtanh_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "mish",
+    "softplus",
+    "dropout",
     "clone",
+    "contiguous",
+    "to",
+    "_to_copy",
+    "alias",
     "detach",
-    "relu_",
-    "sigmoid_",
+    "erf",
+    "log",
+    "sin",
+    "cos",
+    "type_as",
+    "relu6",
+    "gelu_",
+    "selu",
+    "celu",
+    "log_sigmoid",
+    "square",
+    "reciprocal",
+    "feature_dropout",
+    "alpha_dropout",
+    "native_dropout",
+    "lift_fresh_copy",
     "tanh_",
-}
-_BINARY = {
-    operator.add,
-    operator.iadd,
-    operator.sub,
-    operator.isub,
-    operator.mul,
-    operator.imul,
-    operator.truediv,
-    operator.itruediv,
-    torch.add,
-    torch.sub,
-    torch.mul,
-    torch.div,
-    torch.maximum,
-    torch.minimum,
-}
-_BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
-_NON_TENSOR_METHODS = {"size", "dim", "numel"}
-
-
-# Leaves whose insides are not traced: their channels are handled by local rules or frozen.
-_OPAQUE = (
-    HeadPrunedAttention,
-    nn.MultiheadAttention,
-    nn.RNNBase,
-    nn.TransformerEncoder,
-    nn.TransformerDecoder,
-    nn.Transformer,
+    "sigmoid_",
+    "silu",
+    "pow",
 )
+_ELEMENTWISE = _ops(
+    "add",
+    "add_",
+    "sub",
+    "sub_",
+    "mul",
+    "mul_",
+    "div",
+    "div_",
+    "maximum",
+    "minimum",
+    "where",
+    "masked_fill",
+    "masked_fill_",
+    "rsub",
+    "lerp",
+    "addcmul",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "logical_not",
+    "logical_and",
+    "logical_or",
+    "bitwise_not",
+    "bitwise_and",
+    "bitwise_or",
+    "isinf",
+    "isnan",
+)
+_POOL = _ops(
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "max_pool2d_with_indices",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "_adaptive_avg_pool2d",
+    "upsample_nearest1d",
+    "upsample_nearest2d",
+    "upsample_bilinear2d",
+    "upsample_nearest3d",
+    "upsample_linear1d",
+    "upsample_bicubic2d",
+    "constant_pad_nd",
+    "pad",
+    "reflection_pad2d",
+    "replication_pad2d",
+)
+_REDUCE = {_A.mean, _A.sum, _A.amax, _A.amin, _A.var, _A.std, _A.max, _A.min, _A.var_mean}
+_VIEW = {_A.view, _A.reshape, _A._unsafe_view, _A.flatten, _A.unflatten}
+_NO_TENSOR = _ops(
+    "sym_size",
+    "_assert_tensor_metadata",
+    "_assert_async",
+    "sym_numel",
+    "sym_stride",
+    "arange",
+    "zeros",
+    "ones",
+    "full",
+    "empty",
+    "scalar_tensor",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "empty_like",
+    "tril",
+    "triu",
+    "item",
+    "_local_scalar_dense",
+    "argmax",
+    "argmin",
+    "rand",
+    "randn",
+    "randint",
+    "bernoulli",
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "new_empty",
+    "linspace",
+    "cumsum",
+    "diff",
+    "any",
+    "all",
+)
+_CONV = _ops(
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "convolution",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "_convolution",
+)
+_BATCH_NORM = _ops(
+    "batch_norm",
+    "_native_batch_norm_legit_no_training",
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_batch_norm_with_update",
+    "instance_norm",
+    "_native_batch_norm_legit_functional",
+    "_batch_norm_no_update",
+)
+_RNN = {_A.lstm: "LSTM", _A.gru: "GRU", _A.rnn_tanh: "RNN_TANH", _A.rnn_relu: "RNN_RELU"}
 
 
-class _Tracer(fx.Tracer):
-    """Traces into user modules; standard layers and known blocks stay leaves."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if is_local_rule_module(m) or isinstance(m, _OPAQUE):
-            return True
-        return next(iter(m.children()), None) is None
+def _packet(target: Any) -> Any:
+    return getattr(target, "overloadpacket", target)
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    """A torch.fx graph of `model` whose leaves are its standard layers."""
-    graph = _Tracer().trace(model)
-    return fx.GraphModule(model, graph)
-
-
-def _positional(model: nn.Module, example_inputs: Any, gm: fx.GraphModule) -> list[Any]:
-    """Example inputs as one value per placeholder, in order (kwargs bound to names)."""
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    if isinstance(example_inputs, dict):
-        sig = inspect.signature(model.forward)
-        bound = sig.bind_partial(**example_inputs)
-    else:
-        args = example_inputs if isinstance(example_inputs, tuple | list) else (example_inputs,)
-        bound = inspect.signature(model.forward).bind_partial(*args)
-    bound.apply_defaults()
-    values = []
-    for node in placeholders:
-        name = node.target.lstrip("*")
-        if name not in bound.arguments:
-            raise ValueError(f"example_inputs do not give the forward argument {name!r}")
-        values.append(bound.arguments[name])
-    return values
-
-
-def _shape(node: Any) -> tuple[int, ...] | None:
-    if not isinstance(node, fx.Node):
+def _meta_shape(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, fx.Node):
+        value = value.meta.get("val")
+    shape = getattr(value, "shape", None)
+    if shape is None:
         return None
-    meta = node.meta.get("tensor_meta")
-    shape = getattr(meta, "shape", None)
-    return tuple(shape) if shape is not None else None
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        return None
+
+
+def _param_roles(module: nn.Module, attr: str, ndim: int) -> list[str]:
+    """The role of each axis of parameter `attr` of `module` (how surgery slices it)."""
+    if isinstance(module, nn.Linear) and attr in ("weight", "bias"):
+        return ["out", "in"][:ndim]
+    if is_conv1d(module):
+        return ["in", "out"] if attr == "weight" else ["out"]
+    if isinstance(module, nn.modules.conv._ConvNd) and attr in ("weight", "bias"):
+        if attr == "bias":
+            return ["out"]
+        roles = ["in", "out"] if module.transposed else ["out", "in"]
+        return roles + [f"kernel:{k}" for k in range(ndim - 2)]
+    norms = nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm
+    if isinstance(module, norms) and ndim == 1:
+        return ["norm"]
+    if isinstance(module, nn.Embedding) and attr == "weight":
+        return ["vocab", "out"]
+    return [f"param:{attr}:{axis}" for axis in range(ndim)]
 
 
 class _Propagator:
-    def __init__(self, gm: fx.GraphModule, analysis: Analysis, prune_embedding: bool) -> None:
-        self.gm = gm
+    def __init__(
+        self,
+        model: nn.Module,
+        ep: torch.export.ExportedProgram,
+        analysis: Analysis,
+        prune_embedding: bool,
+    ) -> None:
+        self.model = model
+        self.gm = ep.graph_module
         self.a = analysis
         self.uf = analysis.uf
         self.prune_embedding = prune_embedding
         self.env: dict[fx.Node, Any] = {}
-        self.modules = dict(gm.named_modules())
+        self.modules = dict(model.named_modules())
+        sig = ep.graph_signature
+        # Buffers are constants to the analysis, except a BatchNorm's running statistics.
+        norm_buffers = {
+            n: fqn
+            for n, fqn in sig.inputs_to_buffers.items()
+            if isinstance(self.modules.get(fqn.rpartition(".")[0]), nn.modules.batchnorm._BatchNorm)
+        }
+        self.targets = {**sig.inputs_to_parameters, **norm_buffers}
+        self.axis_ids: dict[tuple[str, str], list[int]] = {}
+        self.own_rule = [n for n, m in self.modules.items() if isinstance(m, OWN_RULE)]
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- elements of parameters --------------------------------------------------------------
+    def _param(self, fqn: str) -> ParamRef:
+        module, _, attr = fqn.rpartition(".")
+        m = self.modules.get(module)
+        t = getattr(m, attr, None) if m is not None else None
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else ()
+        roles = _param_roles(m, attr, len(shape)) if m is not None else []
+        axes = []
+        for axis, size in enumerate(shape):
+            key = (module, roles[axis] if axis < len(roles) else f"param:{attr}:{axis}")
+            ids = self.axis_ids.get(key)
+            if ids is None or len(ids) != size:
+                ids = self.uf.make(size)
+                self.axis_ids[key] = ids
+                self.a.usages.append(Usage(module, key[1], ids))
+                if key[1] in ("vocab",) or key[1].startswith("kernel:"):
+                    self.uf.freeze(ids, f"{key[1]} axis of {module!r}")
+                if any(module == o or module.startswith(o + ".") for o in self.own_rule):
+                    self.uf.freeze(ids, f"inside {module!r}, which has its own rule")
+                if isinstance(t, torch.Tensor) and not t.is_floating_point():
+                    self.uf.freeze(ids, f"integer tensor {fqn!r}")
+            axes.append(ids)
+        return ParamRef(module, attr, axes)
+
+    # -- helpers -----------------------------------------------------------------------------
     def _freeze_value(self, value: Any, reason: str) -> None:
         if isinstance(value, Tracked | Poison):
             self.uf.freeze(value.ids, reason)
+        elif isinstance(value, ParamRef):
+            for ids in value.axes:
+                self.uf.freeze(ids, reason)
         elif isinstance(value, tuple | list):
             for v in value:
                 self._freeze_value(v, reason)
@@ -306,166 +411,777 @@ class _Propagator:
             return self.env.get(arg)
         if isinstance(arg, tuple | list):
             return type(arg)(self._val(a) for a in arg)
-        if isinstance(arg, dict):
-            return {k: self._val(v) for k, v in arg.items()}
         return None
 
-    def _all_inputs(self, node: fx.Node) -> list[Any]:
-        return [self._val(a) for a in node.args] + [self._val(v) for v in node.kwargs.values()]
-
     def _unknown(self, node: fx.Node, what: str) -> None:
-        for v in self._all_inputs(node):
-            self._freeze_value(v, f"used by {what}, which the analysis does not model")
+        for a in list(node.args) + list(node.kwargs.values()):
+            self._freeze_value(self._val(a), f"used by {what}, which the analysis does not model")
         self.env[node] = None
 
-    def _new(self, module: str, n: int, dim: int, ndim: int, role: str = "out") -> Tracked:
-        ids = self.uf.make(n)
-        self.a.usages.append(Usage(module, role, ids))
-        return Tracked(ids, dim, ndim)
-
-    def _tracked_at(self, value: Any, dim: int, ndim: int, what: str) -> Tracked | None:
-        """`value` if it carries elements at `dim` (of an ndim-tensor), else freeze it."""
+    def _as_tracked(self, value: Any, ndim: int) -> Tracked | None:
+        """A tracked view of `value`; a parameter counts as tracked along its only pruned axis."""
+        if isinstance(value, Tracked):
+            return value
         if isinstance(value, Poison):
             self.uf.freeze(value.ids, value.reason)
             return None
-        if not isinstance(value, Tracked):
-            return None
-        if ndim == 0 or value.dim % ndim != dim % ndim:
-            self.uf.freeze(value.ids, f"{what} uses these channels along another dimension")
-            return None
-        return value
+        if isinstance(value, ParamRef):
+            axes = [i for i, ids in enumerate(value.axes) if len(ids) > 1]
+            for i in axes[1:]:
+                self.uf.freeze(value.axes[i], f"{value.module}.{value.attr} used directly")
+            if not axes:
+                return None
+            return Tracked(value.axes[axes[0]], axes[0] + ndim - len(value.axes), ndim)
+        return None
 
-    # -- main loop ------------------------------------------------------------------------
+    def _use_in(self, t: Any, ids: list[int], ndim: int, dim: int, what: str) -> None:
+        """A layer reads the elements of `t` at `dim` with its input axis `ids`."""
+        if isinstance(t, Poison):
+            self.uf.freeze(t.ids, t.reason)
+        if (
+            isinstance(t, Tracked)
+            and t.dim % max(t.ndim, 1) == dim % ndim
+            and len(t.ids) == len(ids)
+        ):
+            for i, j in zip(t.ids, ids, strict=True):
+                self.uf.union(i, j)
+            return
+        if isinstance(t, Tracked):
+            self.uf.freeze(t.ids, f"{what} reads these channels along another dimension")
+        self.uf.freeze(ids, f"the input of {what} is not a pruned channel")
+
+    # -- main loop ---------------------------------------------------------------------------
     def run(self) -> None:
         for node in self.gm.graph.nodes:
-            if node.op in ("placeholder", "get_attr"):
+            if node.op == "placeholder":
+                fqn = self.targets.get(node.name)
+                self.env[node] = self._param(fqn) if fqn is not None else None
+            elif node.op == "get_attr":
                 self.env[node] = None
             elif node.op == "output":
                 self._freeze_value(self._val(node.args[0]), "reaches the model output")
-            elif node.op == "call_module":
-                self._module(node)
             elif node.op == "call_function":
                 self._function(node)
-            elif node.op == "call_method":
-                self._method(node)
 
-    # -- modules --------------------------------------------------------------------------
-    def _module(self, node: fx.Node) -> None:
-        name = str(node.target)
-        m = self.modules[name]
-        x = self._val(node.args[0]) if node.args else None
-        shape = _shape(node.args[0]) if node.args else None
-        ndim = len(shape) if shape is not None else 0
-        out_shape = _shape(node)
-        if out_shape is None and not isinstance(m, nn.RNNBase):
-            self._unknown(node, f"module {name!r} whose output is not one tensor")
+    def _function(self, node: fx.Node) -> None:
+        fn = node.target
+        if fn is operator.getitem:
+            value = self._val(node.args[0])
+            idx = node.args[1]
+            if isinstance(value, tuple | list) and isinstance(idx, int) and idx < len(value):
+                self.env[node] = value[idx]
+            else:
+                self._freeze_value(value, "an item of an untracked result")
+                self.env[node] = None
             return
-        if isinstance(m, nn.Linear) or _is_hf_conv1d(m):
-            t = self._tracked_at(x, -1, ndim, name)
-            if t is not None:
-                self.a.usages.append(Usage(name, "in", t.ids))
-            n_out = m.out_features if isinstance(m, nn.Linear) else m.nf
-            self.env[node] = self._new(name, n_out, len(out_shape) - 1, len(out_shape))
-        elif isinstance(m, nn.modules.conv._ConvNd):
-            self._conv(node, name, m, x, ndim)
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            t = self._tracked_at(x, 1, ndim, name)
-            if t is not None:
-                self.a.usages.append(Usage(name, "norm", t.ids))
-            self.env[node] = t
-        elif isinstance(m, nn.LayerNorm):
-            self._layernorm(node, name, m, x, ndim)
-        elif isinstance(m, nn.GroupNorm):
-            t = self._tracked_at(x, 1, ndim, name)
-            if t is not None:
-                per = m.num_channels // m.num_groups
-                for g in range(m.num_groups):
-                    for i in t.ids[g * per + 1 : (g + 1) * per]:
-                        self.uf.union(t.ids[g * per], i)
-                self.a.usages.append(Usage(name, "norm", t.ids))
-            self.env[node] = t
-        elif isinstance(m, nn.Embedding):
-            t = self._new(name, m.embedding_dim, ndim, ndim + 1)
-            if not self.prune_embedding:
-                self.uf.freeze(t.ids, "embedding width (pass prune_embedding=True to prune it)")
-            self.env[node] = t
-        elif isinstance(m, nn.RNNBase):
-            self._rnn(node, name, m, x, ndim)
-        elif isinstance(m, _PASSTHROUGH_MODULES):
+        p = _packet(fn)
+        args = node.args
+        x = self._val(args[0]) if args else None
+        shape = _meta_shape(args[0]) if args else None
+        ndim = len(shape) if shape is not None else 0
+        out_shape = _meta_shape(node)
+        name = str(p).replace("aten.", "")
+        if p in _NO_TENSOR:
+            self.env[node] = None
+        elif p in _UNARY:
+            for a in list(args[1:]) + list(node.kwargs.values()):
+                self._freeze_value(self._val(a), f"argument of {name}")
+            if isinstance(x, ParamRef):
+                x = self._as_tracked(x, ndim)
             self.env[node] = x if isinstance(x, Tracked) else self._poisoned(x)
-        elif isinstance(m, _POOL_MODULES):
-            self.env[node] = self._keep_dim(x, 1, ndim, name)
-        elif isinstance(m, nn.Flatten):
-            self.env[node] = self._reshape(x, shape, out_shape, name, literal_sizes=False)
-        elif isinstance(m, nn.Softmax | nn.LogSoftmax):
-            self.env[node] = self._softmax(x, m.dim, ndim, name)
+            if p is _A.native_dropout:
+                self.env[node] = (self.env[node], None)
+        elif p in _ELEMENTWISE:
+            self._elementwise(node)
+        elif p in (_A.linear,):
+            self._linear(node, x, ndim, args[1], args[2] if len(args) > 2 else None)
+        elif p in (_A.addmm,):
+            self._addmm(node)
+        elif p in (_A.matmul, _A.bmm, _A.mm):
+            self._matmul(node, args[0], args[1])
+        elif p in _CONV:
+            self._conv(node, x, ndim)
+        elif p in (_A.layer_norm, _A.native_layer_norm, _A.rms_norm):
+            self._layer_norm(node, x, ndim)
+        elif p in (_A.group_norm, _A.native_group_norm):
+            self._group_norm(node, x, ndim)
+        elif p in _BATCH_NORM:
+            self._batch_norm(node, x, ndim)
+        elif p is _A.embedding:
+            self._embedding(node)
+        elif p in _RNN:
+            self._rnn(node, _RNN[p])
+        elif p is _A.scaled_dot_product_attention:
+            self._sdpa(node)
+        elif p in _POOL:
+            t = self._keep_dim(x, 1, ndim, name)
+            self.env[node] = (t, None) if p is _A.max_pool2d_with_indices else t
+        elif p in _VIEW:
+            self.env[node] = self._reshape(x, shape, out_shape, name)
+        elif p in (_A.transpose, _A.permute, _A.t, _A.swapaxes, _A.movedim):
+            self._permute(node, x, ndim)
+        elif p is _A.unsqueeze:
+            self._unsqueeze(node, x, ndim)
+        elif p is _A.squeeze:
+            self._squeeze(node, x, shape, out_shape)
+        elif p in (_A.expand, _A.expand_as, _A.repeat):
+            self._expand(node, x, shape, out_shape, p is _A.repeat)
+        elif p is _A.cat:
+            dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
+            self._cat(node, list(args[0]), dim)
+        elif p in (_A.split, _A.split_with_sizes, _A.chunk, _A.unbind, _A.tensor_split):
+            self._split(node, x, ndim, p)
+        elif p is _A.slice:
+            self._slice(node, x, ndim, shape)
+        elif p is _A.select:
+            self._select(node, x, ndim)
+        elif p in (_A.index, _A.index_select):
+            self._index(node, x, ndim, p)
+        elif p in (_A.softmax, _A._softmax, _A.log_softmax, _A._log_softmax):
+            dim = args[1] if len(args) > 1 else node.kwargs.get("dim")
+            self.env[node] = self._softmax(x, dim, ndim, name)
+        elif p in _REDUCE:
+            self._reduce(node, x, ndim, shape, out_shape, name)
         else:
-            self._unknown(node, f"module {name!r} ({type(m).__name__})")
+            self._unknown(node, name)
 
     def _poisoned(self, x: Any) -> Any:
         if isinstance(x, Poison):
             self.uf.freeze(x.ids, x.reason)
+        if isinstance(x, ParamRef):
+            self._freeze_value(x, f"{x.module}.{x.attr} used by an unmodelled operation")
         return None
 
     def _keep_dim(self, x: Any, dim: int, ndim: int, what: str) -> Any:
-        return self._tracked_at(x, dim, ndim, what)
+        if not isinstance(x, Tracked):
+            return self._poisoned(x)
+        if x.dim % ndim != dim % ndim:
+            self.uf.freeze(x.ids, f"{what} mixes these channels' positions")
+            return None
+        return x
 
-    def _conv(self, node: fx.Node, name: str, m: Any, x: Any, ndim: int) -> None:
-        t = self._tracked_at(x, 1, ndim, name)
-        out = self._new(name, m.out_channels, 1, ndim)
+    # -- layers ------------------------------------------------------------------------------
+    def _linear(self, node: fx.Node, x: Any, ndim: int, w_arg: Any, b_arg: Any) -> None:
+        w, b = self._val(w_arg), self._val(b_arg)
+        out_shape = _meta_shape(node) or ()
+        if not isinstance(w, ParamRef) or len(w.axes) != 2:
+            self._matmul_like_unknown(node)
+            return
+        self._use_in(x, w.axes[1], ndim, -1, f"{w.module!r}")
+        out = w.axes[0]
+        if isinstance(b, ParamRef):
+            self._unite(b.axes[0], out)
+        elif b is not None:
+            self._poisoned(b)
+        self.env[node] = Tracked(out, len(out_shape) - 1, len(out_shape))
+
+    def _matmul_like_unknown(self, node: fx.Node) -> None:
+        self._unknown(node, f"{_packet(node.target)} with a computed weight")
+
+    def _unite(self, a: list[int], b: list[int]) -> None:
+        if len(a) != len(b):
+            self.uf.freeze(a + b, "combined with a different number of channels")
+            return
+        for i, j in zip(a, b, strict=True):
+            self.uf.union(i, j)
+
+    def _addmm(self, node: fx.Node) -> None:
+        bias, x_arg, w_arg = node.args[:3]
+        w = self._val(w_arg)
+        if isinstance(w, ParamRef) and len(w.axes) == 2:
+            x = self._val(x_arg)
+            self._use_in(x, w.axes[0], 2, -1, f"{w.module!r}")
+            b = self._val(bias)
+            if isinstance(b, ParamRef):
+                self._unite(b.axes[-1], w.axes[1])
+            else:
+                self._poisoned(b)
+            self.env[node] = Tracked(w.axes[1], 1, 2)
+            return
+        self._matmul(node, x_arg, w_arg, bias)
+
+    def _matmul(self, node: fx.Node, a_arg: Any, b_arg: Any, bias: Any = None) -> None:
+        out_shape = _meta_shape(node)
+        sa, sb = _meta_shape(a_arg), _meta_shape(b_arg)
+        if out_shape is None or sa is None or sb is None or len(sa) < 2 or len(sb) < 2:
+            self._unknown(node, "matmul of vectors")
+            return
+        nd = len(out_shape)
+        if bias is not None:
+            self._poisoned(self._val(bias))
+        a = self._as_tracked(self._val(a_arg), len(sa))
+        b = self._as_tracked(self._val(b_arg), len(sb))
+        # Positions counted from the end: -1 columns, -2 rows, below that batch dimensions.
+        ra = a.dim % len(sa) - len(sa) if a is not None else 0
+        rb = b.dim % len(sb) - len(sb) if b is not None else 0
+        a_in, b_in = a is not None and ra == -1, b is not None and rb == -2
+        if a_in and b_in:
+            self._unite(a.ids, b.ids)  # removing position k from both drops one product term
+        elif a_in or b_in:
+            t = a if a_in else b
+            self.uf.freeze(t.ids, "contracted by a matmul with a fixed operand")
+        a, b = (None if a_in else a), (None if b_in else b)
+        if a is not None and b is not None and ra == rb and ra <= -3:
+            self._unite(a.ids, b.ids)
+            b = None
+        found: list[tuple[Tracked, int]] = []
+        for t, r, other in ((a, ra, sb), (b, rb, sa)):
+            if t is None:
+                continue
+            k = len(other) + r
+            if r <= -3 and 0 <= k < len(other) and other[k] != 1:
+                self.uf.freeze(t.ids, "batched matmul with a fixed-size operand")
+                continue
+            found.append((t, r))
+        for t, _ in found[1:]:
+            self.uf.freeze(t.ids, "a second pruned dimension of a matmul")
+        self.env[node] = Tracked(found[0][0].ids, nd + found[0][1], nd) if found else None
+
+    def _conv(self, node: fx.Node, x: Any, ndim: int) -> None:
+        w = self._val(node.args[1])
+        if not isinstance(w, ParamRef):
+            self._unknown(node, "a convolution with a computed weight")
+            return
+        m = self.modules[w.module]
+        b = self._val(node.args[2]) if len(node.args) > 2 else None
+        if not isinstance(m, nn.modules.conv._ConvNd):
+            self._unknown(node, f"a convolution with the weight of {w.module!r}")
+            return
+        out_ids = w.axes[1] if m.transposed else w.axes[0]
+        in_ids = w.axes[0] if m.transposed else w.axes[1]
+        if isinstance(b, ParamRef):
+            self._unite(b.axes[0], out_ids)
         if m.groups == 1:
-            if t is not None:
-                self.a.usages.append(Usage(name, "in", t.ids))
+            self._use_in(x, in_ids, ndim, 1, f"{w.module!r}")
         elif m.groups == m.in_channels and not m.transposed:
             # Depthwise: output channel j reads input channel j // k; they go together.
             k = m.out_channels // m.in_channels
+            dw = self._dw_ids(w.module, m.in_channels)
+            t = x if isinstance(x, Tracked) and x.dim % ndim == 1 else None
             if t is None:
-                self.uf.freeze(out.ids, f"depthwise {name!r} whose input channels are fixed")
+                self._poisoned(x)
+                self.uf.freeze(
+                    out_ids + dw, f"depthwise {w.module!r} whose input channels are fixed"
+                )
             else:
-                for j, o in enumerate(out.ids):
-                    self.uf.union(t.ids[j // k], o)
-                self.a.usages.append(Usage(name, "dw", t.ids))
+                self._unite(t.ids, dw)
+                for j, o in enumerate(out_ids):
+                    self.uf.union(dw[j // k], o)
         else:
-            reason = f"grouped convolution {name!r} (groups={m.groups}) keeps its channels"
-            self.uf.freeze(out.ids, reason)
-            if t is not None:
-                self.uf.freeze(t.ids, reason)
-        self.env[node] = out
+            reason = f"grouped convolution {w.module!r} (groups={m.groups}) keeps its channels"
+            self.uf.freeze(out_ids + in_ids, reason)
+            self._freeze_value(x, reason)
+        self.env[node] = Tracked(out_ids, 1, ndim)
 
-    def _layernorm(self, node: fx.Node, name: str, m: nn.LayerNorm, x: Any, ndim: int) -> None:
-        k = len(m.normalized_shape)
+    def _dw_ids(self, module: str, n: int) -> list[int]:
+        key = (module, "dw")
+        if key not in self.axis_ids:
+            self.axis_ids[key] = self.uf.make(n)
+            self.a.usages.append(Usage(module, "dw", self.axis_ids[key]))
+        return self.axis_ids[key]
+
+    def _norm_params(self, params: list[Any], ids: list[int] | None, reason: str | None) -> None:
+        for p in params:
+            if isinstance(p, ParamRef):
+                if ids is not None:
+                    self._unite(p.axes[0], ids)
+                if reason is not None:
+                    self.uf.freeze(p.axes[0], reason)
+
+    def _layer_norm(self, node: fx.Node, x: Any, ndim: int) -> None:
+        args = node.args
+        normalized = args[1] if len(args) > 1 else ()
+        k = len(normalized) if isinstance(normalized, list | tuple) else 1
+        params = [self._val(a) for a in args[2:4]]
+        tuple_out = _packet(node.target) is _A.native_layer_norm
+        if _packet(node.target) is _A.rms_norm:
+            params = [self._val(args[2])] if len(args) > 2 else []
+        result: Any = None
         if isinstance(x, Tracked) and x.dim % ndim >= ndim - k:
             if k == 1 and self.prune_embedding:
-                self.a.usages.append(Usage(name, "norm", x.ids))
-                self.env[node] = x
-                return
-            self.uf.freeze(
-                x.ids,
-                f"LayerNorm {name!r} normalizes over these channels "
-                "(pass prune_embedding=True to prune them; the result is then approximate)",
-            )
+                self._norm_params(params, x.ids, None)
+                result = x
+            else:
+                why = (
+                    "a LayerNorm normalizes over these channels "
+                    "(prune_embedding=True prunes them; the result is then approximate)"
+                )
+                self._norm_params(params, x.ids, why)
+                self.uf.freeze(x.ids, why)
+        else:
+            self._norm_params(params, None, "a norm over a dimension that is not pruned")
+            result = x if isinstance(x, Tracked) else self._poisoned(x)
+        self.env[node] = (result, None, None) if tuple_out else result
+
+    def _group_norm(self, node: fx.Node, x: Any, ndim: int) -> None:
+        args = node.args
+        native = _packet(node.target) is _A.native_group_norm
+        groups = args[6] if native else args[1]
+        params = [self._val(a) for a in (args[1:3] if native else args[2:4])]
+        t = x if isinstance(x, Tracked) and x.dim % ndim == 1 else None
+        if t is None:
+            self._poisoned(x)
+            self._norm_params(params, None, "GroupNorm of a fixed input")
+        else:
+            per = len(t.ids) // int(groups)
+            for g in range(int(groups)):
+                for i in t.ids[g * per + 1 : (g + 1) * per]:
+                    self.uf.union(t.ids[g * per], i)
+            self._norm_params(params, t.ids, None)
+        self.env[node] = (t, None, None) if native else t
+
+    def _batch_norm(self, node: fx.Node, x: Any, ndim: int) -> None:
+        params = [self._val(a) for a in node.args[1:5]]
+        t = x if isinstance(x, Tracked) and x.dim % ndim == 1 else None
+        if t is None:
+            self._poisoned(x)
+            self._norm_params(params, None, "BatchNorm of a fixed input")
+        else:
+            self._norm_params(params, t.ids, None)
+        p = _packet(node.target)
+        if p in (_A.batch_norm, _A.instance_norm):
+            self.env[node] = t
+        else:
+            self.env[node] = (t, None, None, None, None)
+
+    def _embedding(self, node: fx.Node) -> None:
+        w = self._val(node.args[0])
+        out_shape = _meta_shape(node) or ()
+        if not isinstance(w, ParamRef):
+            self._unknown(node, "embedding of a computed table")
+            return
+        self._poisoned(self._val(node.args[1]))
+        self.env[node] = Tracked(w.axes[1], len(out_shape) - 1, len(out_shape))
+
+    def _rnn(self, node: fx.Node, mode: str) -> None:
+        args = node.args
+        x = self._val(args[0])
+        shape = _meta_shape(args[0]) or ()
+        ndim = len(shape)
+        weights = self._val(args[2])
+        first = weights[0] if isinstance(weights, list | tuple) and weights else None
+        if not isinstance(first, ParamRef):
+            self._unknown(node, f"{mode} with computed weights")
+            return
+        m = self.modules[first.module]
+        name = first.module
+        self._freeze_value(self._val(args[1]), f"initial state of {name!r}")
+        in_ids = self._rnn_ids(name, "in", m.input_size)
+        self._use_in(x, in_ids, ndim, -1, repr(name))
+        if isinstance(m, nn.LSTM) and m.proj_size:
+            out = self.uf.make(m.proj_size * (2 if m.bidirectional else 1))
+            self.uf.freeze(out, f"LSTM {name!r} with proj_size keeps its width")
+            self.env[node] = (Tracked(out, ndim - 1, ndim), None, None)
+            return
+        hidden = self._rnn_ids(name, f"hidden:{m.num_layers - 1}", m.hidden_size)
+        out_ids = hidden + hidden if m.bidirectional else hidden
+        poison = Poison(hidden, f"the final hidden state of {name!r} is used")
+        self.env[node] = (Tracked(out_ids, ndim - 1, ndim), poison, poison)
+
+    def _rnn_ids(self, module: str, role: str, n: int) -> list[int]:
+        key = (module, role)
+        if key not in self.axis_ids:
+            self.axis_ids[key] = self.uf.make(n)
+            self.a.usages.append(Usage(module, role, self.axis_ids[key]))
+        return self.axis_ids[key]
+
+    def _sdpa(self, node: fx.Node) -> None:
+        args = list(node.args) + [None] * 4
+        q, k, v = (self._val(a) for a in args[:3])
+        mask_arg = args[3] if args[3] is not None else node.kwargs.get("attn_mask")
+        shapes = [_meta_shape(a) for a in args[:3]]
+        nd = len(shapes[0] or ())
+        heads: list[Tracked] = []
+        for t, s in zip((q, k, v), shapes, strict=True):
+            if isinstance(t, Tracked) and s is not None and t.dim % len(s) == len(s) - 3:
+                heads.append(t)
+            else:
+                self._freeze_value(t, "queries, keys or values of attention along head_dim")
+        ok = len(heads) == 3 and len({len(t.ids) for t in heads}) == 1
+        if ok:
+            for t in heads[1:]:
+                self._unite(heads[0].ids, t.ids)
+        else:
+            for t in heads:
+                self.uf.freeze(t.ids, "attention whose heads the analysis could not follow")
+        mask = self._val(mask_arg)
+        ms = _meta_shape(mask_arg)
+        if (
+            ok
+            and isinstance(mask, Tracked)
+            and ms is not None
+            and mask.dim % len(ms) == len(ms) - 3
+        ):
+            self._unite(heads[0].ids, mask.ids)
+        elif ok and ms is not None and len(ms) >= 3 and ms[-3] != 1:
+            self.uf.freeze(heads[0].ids, "an attention mask with one entry per head")
+            self._freeze_value(mask, "an attention mask with one entry per head")
+        else:
+            self._freeze_value(mask, "an attention mask")
+        self.env[node] = Tracked(heads[2].ids, nd - 3, nd) if ok else None
+
+    # -- elementwise -------------------------------------------------------------------------
+    def _elementwise(self, node: fx.Node) -> None:
+        out_shape = _meta_shape(node)
+        if out_shape is None:
+            self._unknown(node, "an operation on non-tensors")
+            return
+        nd = len(out_shape)
+        operands = [a for a in list(node.args) + list(node.kwargs.values())]
+        vals = []
+        for a in operands:
+            v = self._val(a)
+            s = _meta_shape(a)
+            if isinstance(v, ParamRef):
+                v = self._as_tracked(v, len(s or ()))
+            elif isinstance(v, Poison):
+                self.uf.freeze(v.ids, v.reason)
+                v = None
+            vals.append((v, s))
+        tracked = [(v, (v.dim % v.ndim) + nd - v.ndim) for v, _ in vals if isinstance(v, Tracked)]
+        if not tracked:
             self.env[node] = None
             return
-        self.env[node] = x if isinstance(x, Tracked) else self._poisoned(x)
+        first, out_dim = tracked[0]
+        expanded = first.expanded
+        for v, d in tracked[1:]:
+            if d != out_dim or len(v.ids) != len(first.ids):
+                self.uf.freeze(first.ids + v.ids, "combined with other channels elementwise")
+                self.env[node] = None
+                return
+            self._unite(first.ids, v.ids)
+        for v, s in vals:
+            if isinstance(v, Tracked) or s is None:
+                continue
+            k = out_dim - (nd - len(s))
+            if 0 <= k < len(s) and s[k] != 1:
+                self.uf.freeze(first.ids, "combined elementwise with a fixed-size tensor")
+        self.env[node] = Tracked(first.ids, out_dim, nd, expanded)
 
-    def _rnn(self, node: fx.Node, name: str, m: nn.RNNBase, x: Any, ndim: int) -> None:
-        t = self._tracked_at(x, -1, ndim, name)
-        if t is not None:
-            self.a.usages.append(Usage(name, "in", t.ids))
-        if m.proj_size if isinstance(m, nn.LSTM) else False:
-            ids = self.uf.make(m.proj_size * (2 if m.bidirectional else 1))
-            self.uf.freeze(ids, f"LSTM {name!r} with proj_size keeps its width")
-            self.env[node] = (Tracked(ids, ndim - 1, ndim), None)
+    # -- shapes ------------------------------------------------------------------------------
+    def _cat(self, node: fx.Node, items: list[Any], dim: int) -> None:
+        out_shape = _meta_shape(node)
+        nd = len(out_shape) if out_shape else 0
+        dim = dim % nd if nd else dim
+        if not any(isinstance(self._val(i), Tracked | ParamRef | Poison) for i in items):
+            self.env[node] = None
             return
-        hidden = self.uf.make(m.hidden_size)
-        self.a.usages.append(Usage(name, "out", hidden))
-        out_ids = hidden + hidden if m.bidirectional else hidden
-        for extra in node.args[1:]:
-            self._freeze_value(self._val(extra), f"initial state of {name!r}")
-        self.env[node] = (
-            Tracked(out_ids, ndim - 1, ndim),
-            Poison(hidden, f"the final hidden state of {name!r} is used"),
+        ids: list[int] = []
+        others: list[Tracked] = []
+        for item in items:
+            v = self._val(item)
+            s = _meta_shape(item)
+            if isinstance(v, ParamRef):
+                v = self._as_tracked(v, len(s or ()))
+            if isinstance(v, Tracked) and v.dim % v.ndim == dim:
+                ids.extend(v.ids)
+                continue
+            if isinstance(v, Tracked):
+                others.append(v)
+            else:
+                self._poisoned(v)
+            width = s[dim] if s is not None and len(s) > dim else 0
+            fixed = self.uf.make(width)
+            self.uf.freeze(fixed, "concatenated with a fixed-size tensor")
+            ids.extend(fixed)
+        if others:
+            # Along another dimension: every input carries the same channels (tied together).
+            base = others[0]
+            same = len(others) == len(items) and all(
+                len(v.ids) == len(base.ids) and v.dim % v.ndim == base.dim % base.ndim
+                for v in others
+            )
+            if same:
+                for v in others[1:]:
+                    self._unite(base.ids, v.ids)
+                self.env[node] = Tracked(base.ids, base.dim % base.ndim, nd)
+            else:
+                self.uf.freeze([i for v in others for i in v.ids], "concatenated with other data")
+                self.env[node] = None
+            return
+        self.env[node] = Tracked(ids, dim, nd)
+
+    def _split(self, node: fx.Node, x: Any, ndim: int, p: Any) -> None:
+        out_shapes = node.meta.get("val")
+        if not isinstance(x, Tracked) or not isinstance(out_shapes, list | tuple):
+            self._poisoned(x)
+            self.env[node] = None
+            return
+        if p is _A.unbind:
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        elif p is _A.chunk or p is _A.tensor_split:
+            dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+        else:
+            dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+        dim = int(dim) % ndim
+        if dim != x.dim % ndim:
+            if p is _A.unbind:
+                nd = ndim - 1
+                new = x.dim - (1 if x.dim % ndim > dim else 0)
+                self.env[node] = tuple(Tracked(x.ids, new, nd) for _ in out_shapes)
+            else:
+                self.env[node] = tuple(Tracked(x.ids, x.dim, ndim) for _ in out_shapes)
+            return
+        if p is _A.unbind:
+            self.uf.freeze(x.ids, "unbound along the channels")
+            self.env[node] = None
+            return
+        sizes = [int(v.shape[dim]) for v in out_shapes]
+        parts, start = [], 0
+        for s in sizes:
+            parts.append(x.ids[start : start + s])
+            start += s
+        if len(set(sizes)) == 1 and len(sizes) > 1:
+            # Equal parts (a fused gate/up projection, q/k/v): the split point moves with
+            # pruning only if every part loses the same positions.
+            for part in parts[1:]:
+                self._unite(parts[0], part)
+        else:
+            self.uf.freeze(x.ids, "split into unequal parts (their sizes are fixed in the code)")
+        self.env[node] = tuple(Tracked(part, x.dim, ndim) for part in parts)
+
+    def _slice(self, node: fx.Node, x: Any, ndim: int, shape: tuple[int, ...] | None) -> None:
+        if not isinstance(x, Tracked) or shape is None:
+            self.env[node] = self._poisoned(x)
+            return
+        dim = int(node.args[1]) % ndim if len(node.args) > 1 else 0
+        if dim != x.dim % ndim:
+            self.env[node] = x
+            return
+        start = node.args[2] if len(node.args) > 2 else 0
+        end = node.args[3] if len(node.args) > 3 else None
+        step = node.args[4] if len(node.args) > 4 else 1
+        if step != 1 or not isinstance(start, int | None) or not isinstance(end, int | None):
+            self.uf.freeze(x.ids, "sliced along the channels")
+            self.env[node] = None
+            return
+        rng = range(len(x.ids))[slice(start, end)]
+        if len(rng) == len(x.ids):
+            self.env[node] = x
+            return
+        if self._partition(node, dim, len(x.ids)):
+            # The slices cut the channels into consecutive pieces (a fused projection such as
+            # Phi-3's qkv_proj): each piece keeps its own elements. The bounds in the code
+            # must follow the pruning (they come from attributes and the config, which are
+            # updated); `structured` checks the pruned model runs and keeps the group if not.
+            self.env[node] = Tracked(x.ids[rng.start : rng.stop], x.dim, x.ndim, x.expanded)
+            return
+        self.uf.freeze(x.ids, "sliced along the channels (the bounds are fixed in the code)")
+        self.env[node] = None
+
+    @staticmethod
+    def _partition(node: fx.Node, dim: int, n: int) -> bool:
+        """Whether the slices of node's input along `dim` cut it into consecutive pieces."""
+        src = node.args[0]
+        ranges = []
+        for user in src.users:
+            if _packet(user.target) is not _A.slice:
+                return False
+            args = list(user.args) + [0, None, 1][len(user.args) - 2 :]
+            if int(args[1]) % max(len(_meta_shape(src) or ()), 1) != dim or args[4] != 1:
+                return False
+            r = range(n)[slice(args[2], args[3])]
+            ranges.append((r.start, r.stop))
+        ranges.sort()
+        return (
+            len(ranges) > 1
+            and ranges[0][0] == 0
+            and ranges[-1][1] == n
+            and all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
         )
+
+    def _select(self, node: fx.Node, x: Any, ndim: int) -> None:
+        if not isinstance(x, Tracked):
+            self.env[node] = self._poisoned(x)
+            return
+        dim = int(node.args[1]) % ndim
+        if dim == x.dim % ndim:
+            self.uf.freeze(x.ids, "one channel selected")
+            self.env[node] = None
+            return
+        new = x.dim % ndim - (1 if dim < x.dim % ndim else 0)
+        self.env[node] = Tracked(x.ids, new, ndim - 1)
+
+    def _index(self, node: fx.Node, x: Any, ndim: int, p: Any) -> None:
+        out_shape = _meta_shape(node) or ()
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, ndim) if len(x.axes) == 1 else self._table(x)
+        if not isinstance(x, Tracked):
+            self.env[node] = self._poisoned(x)
+            return
+        d = x.dim % ndim
+        if p is _A.index_select:
+            dim = int(node.args[1]) % ndim
+            self.env[node] = x if dim != d else self._freeze_none(x, "indexed along the channels")
+            return
+        indices = list(node.args[1])
+        used = [i for i, ix in enumerate(indices) if ix is not None]
+        if d in used or not used:
+            self.env[node] = self._freeze_none(x, "indexed along the channels")
+            return
+        if used == list(range(len(used))) and d >= len(used):
+            idx_nd = len(_meta_shape(indices[0]) or ())
+            self.env[node] = Tracked(x.ids, d - len(used) + idx_nd, len(out_shape))
+            return
+        if max(used) < d and used == list(range(used[0], used[-1] + 1)):
+            self.env[node] = Tracked(x.ids, len(out_shape) - (ndim - d), len(out_shape))
+            return
+        self.env[node] = self._freeze_none(x, "advanced indexing around the channels")
+
+    def _table(self, x: ParamRef) -> Tracked | None:
+        """A 2-D parameter indexed by rows (a bias table): its columns stay tracked."""
+        if len(x.axes) != 2:
+            self._poisoned(x)
+            return None
+        self.uf.freeze(x.axes[0], f"rows of {x.module}.{x.attr} are looked up")
+        return Tracked(x.axes[1], 1, 2)
+
+    def _freeze_none(self, x: Tracked, reason: str) -> None:
+        self.uf.freeze(x.ids, reason)
+        return None
+
+    def _reshape(
+        self, x: Any, in_shape: tuple[int, ...] | None, out_shape: tuple[int, ...] | None, what: str
+    ) -> Any:
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, len(in_shape or ()))
+        if not isinstance(x, Tracked):
+            return self._poisoned(x)
+        if in_shape is None or out_shape is None:
+            self.uf.freeze(x.ids, f"{what} of unknown shape")
+            return None
+        d = x.dim % len(in_shape)
+        n = in_shape[d]
+        pre = math.prod(in_shape[:d])
+        post = math.prod(in_shape[d + 1 :])
+        prefix = [math.prod(out_shape[:k]) for k in range(len(out_shape) + 1)]
+        # Case 1: the element dimension maps onto output dims i..j (kept or split).
+        if pre in prefix:
+            i = prefix.index(pre)
+            while i < len(out_shape) and out_shape[i] == 1 and prefix[i + 1] == pre and n != 1:
+                i += 1
+            if pre * n in prefix[i + 1 :]:
+                j = prefix.index(pre * n, i + 1) - 1
+                if j == i:
+                    return Tracked(x.ids, i, len(out_shape))
+                inner = math.prod(out_shape[i + 1 : j + 1])
+                if all(x.ids[t] == x.ids[t % inner] for t in range(n)):
+                    if j == i + 1:
+                        return Tracked(x.ids[:inner], i + 1, len(out_shape))
+                elif j == i + 1 or inner > 1:
+                    # Split into (outer, inner): each block of `inner` goes together (a head).
+                    ids = []
+                    for blk in range(out_shape[i]):
+                        block = x.ids[blk * inner : (blk + 1) * inner]
+                        for e in block[1:]:
+                            self.uf.union(block[0], e)
+                        if len(set(block)) > 1 or inner > 1:
+                            self.a.heads[block[0]] = inner
+                        ids.append(block[0])
+                    return Tracked(ids, i, len(out_shape))
+        # Case 2: merged with neighbouring dims into one output dim.
+        for i in range(len(out_shape)):
+            if pre % prefix[i] or (prefix[i + 1] % (pre * n)):
+                continue
+            before = pre // prefix[i]
+            after = prefix[i + 1] // (pre * n)
+            # `after` must be whole trailing dims of the input
+            tail, k = 1, d + 1
+            while tail < after and k < len(in_shape):
+                tail *= in_shape[k]
+                k += 1
+            if tail != after or after > post:
+                continue
+            merged = set(range(d + 1, k))
+            if after > 1 and merged and merged <= set(x.expanded) and before == 1:
+                ids = []
+                for e in x.ids:
+                    children = self.uf.make(after)
+                    self.a.expansions.append((e, children))
+                    ids.extend(children)
+                return Tracked(ids, i, len(out_shape))
+            ids = [e for _ in range(before) for e in x.ids for _ in range(after)]
+            return Tracked(ids, i, len(out_shape))
+        self.uf.freeze(x.ids, f"{what} reshapes the channels")
+        return None
+
+    def _permute(self, node: fx.Node, x: Any, ndim: int) -> None:
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, ndim)
+        if not isinstance(x, Tracked):
+            self.env[node] = self._poisoned(x)
+            return
+        p = _packet(node.target)
+        d = x.dim % ndim
+        if p is _A.t:
+            perm = [1, 0] if ndim == 2 else [0]
+        elif p in (_A.transpose, _A.swapaxes):
+            a, b = (int(v) % ndim for v in node.args[1:3])
+            perm = list(range(ndim))
+            perm[a], perm[b] = perm[b], perm[a]
+        elif p is _A.movedim:
+            src, dst = node.args[1], node.args[2]
+            src = [src] if isinstance(src, int) else list(src)
+            dst = [dst] if isinstance(dst, int) else list(dst)
+            order = list(range(ndim))
+            perm = [-1] * ndim
+            for s_, t_ in zip(src, dst, strict=True):
+                perm[t_ % ndim] = s_ % ndim
+            rest = [o for o in order if o not in [s_ % ndim for s_ in src]]
+            for pos in range(ndim):
+                if perm[pos] == -1:
+                    perm[pos] = rest.pop(0)
+        else:
+            perm = [int(v) % ndim for v in node.args[1]]
+        expanded = frozenset(perm.index(e) for e in x.expanded)
+        self.env[node] = Tracked(x.ids, perm.index(d), ndim, expanded)
+
+    def _unsqueeze(self, node: fx.Node, x: Any, ndim: int) -> None:
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, ndim)
+        if not isinstance(x, Tracked):
+            self.env[node] = self._poisoned(x)
+            return
+        dim = int(node.args[1]) % (ndim + 1)
+        shift = lambda e: e + 1 if e >= dim else e  # noqa: E731
+        self.env[node] = Tracked(
+            x.ids, shift(x.dim % ndim), ndim + 1, frozenset(shift(e) for e in x.expanded)
+        )
+
+    def _squeeze(self, node: fx.Node, x: Any, shape: Any, out_shape: Any) -> None:
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, len(shape or ()))
+        if not isinstance(x, Tracked) or shape is None or out_shape is None:
+            self.env[node] = self._poisoned(x)
+            return
+        d = x.dim % len(shape)
+        if len(node.args) > 1:
+            dims = node.args[1]
+            dims = [dims] if isinstance(dims, int) else list(dims)
+            dims = [int(v) % len(shape) for v in dims if shape[int(v) % len(shape)] == 1]
+        else:
+            dims = [k for k, s in enumerate(shape) if s == 1]
+        if d in dims:
+            dims.remove(d)
+        new = d - sum(1 for k in dims if k < d)
+        self.env[node] = Tracked(x.ids, new, len(out_shape))
+
+    def _expand(self, node: fx.Node, x: Any, shape: Any, out_shape: Any, repeat: bool) -> None:
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, len(shape or ()))
+        if not isinstance(x, Tracked) or shape is None or out_shape is None:
+            self.env[node] = self._poisoned(x)
+            return
+        nd = len(out_shape)
+        off = nd - len(shape)
+        d = x.dim % len(shape) + off
+        if out_shape[d] != len(x.ids):
+            self.uf.freeze(x.ids, "repeated along the channels")
+            self.env[node] = None
+            return
+        grown = {k + off for k, s in enumerate(shape) if s == 1 and out_shape[k + off] > 1}
+        expanded = set() if repeat else {e + off for e in x.expanded} | grown
+        self.env[node] = Tracked(x.ids, d, nd, frozenset(expanded))
 
     def _softmax(self, x: Any, dim: int | None, ndim: int, what: str) -> Any:
         if not isinstance(x, Tracked):
@@ -475,254 +1191,17 @@ class _Propagator:
             return None
         return x
 
-    # -- functions ------------------------------------------------------------------------
-    def _function(self, node: fx.Node) -> None:
-        fn = node.target
-        args = node.args
-        x = self._val(args[0]) if args else None
-        shape = _shape(args[0]) if args else None
-        ndim = len(shape) if shape is not None else 0
-        name = getattr(fn, "__name__", str(fn))
-        if fn in _PASSTHROUGH_FUNCS:
-            others = [self._val(a) for a in args[1:]] + [self._val(v) for v in node.kwargs.values()]
-            for v in others:
-                self._freeze_value(v, f"argument of {name}")
-            self.env[node] = x if isinstance(x, Tracked) else self._poisoned(x)
-        elif fn in _POOL_FUNCS:
-            self.env[node] = self._keep_dim(x, 1, ndim, name)
-        elif fn in _BINARY:
-            self._binary(node, args[0], args[1] if len(args) > 1 else node.kwargs.get("other"))
-        elif fn is torch.flatten:
-            self.env[node] = self._reshape(x, shape, _shape(node), name, literal_sizes=False)
-        elif fn is torch.cat or fn is torch.concat:
-            dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
-            self._cat(node, list(args[0]), dim)
-        elif fn is operator.getitem:
-            self._getitem(node, args[0], args[1])
-        elif fn in (torch.softmax, _F.softmax, _F.log_softmax, torch.log_softmax):
-            dim = args[1] if len(args) > 1 else node.kwargs.get("dim")
-            self.env[node] = self._softmax(x, dim, ndim, name)
-        elif fn in (torch.transpose, torch.permute):
-            self._permute(node, x, ndim, fn is torch.transpose, list(args[1:]))
-        elif fn in (torch.mean, torch.sum, torch.amax, torch.amin):
-            self._reduce(node, x, ndim, args[1:], node.kwargs, name)
-        elif fn in (torch.chunk,):
-            self._chunk(node, x, args[1], args[2] if len(args) > 2 else 0, ndim)
-        elif fn is getattr:
-            self.env[node] = self._poisoned(x)
-        else:
-            self._unknown(node, f"function {name}")
-
-    def _method(self, node: fx.Node) -> None:
-        meth = str(node.target)
-        args = node.args
-        x = self._val(args[0])
-        shape = _shape(args[0])
-        ndim = len(shape) if shape is not None else 0
-        if meth in _NON_TENSOR_METHODS:
-            self.env[node] = None
-        elif meth in _PASSTHROUGH_METHODS:
-            others = [self._val(a) for a in args[1:]] + [self._val(v) for v in node.kwargs.values()]
-            for v in others:
-                self._freeze_value(v, f"argument of .{meth}()")
-            self.env[node] = x if isinstance(x, Tracked) else self._poisoned(x)
-        elif meth in _BINARY_METHODS:
-            self._binary(node, args[0], args[1] if len(args) > 1 else node.kwargs.get("other"))
-        elif meth in ("view", "reshape", "flatten"):
-            literal = meth != "flatten"
-            self.env[node] = self._reshape(
-                x, shape, _shape(node), f".{meth}()", literal_sizes=literal, node=node
-            )
-        elif meth in ("transpose", "permute"):
-            dims = list(args[1:])
-            if meth == "permute" and len(dims) == 1 and isinstance(dims[0], list | tuple):
-                dims = list(dims[0])
-            self._permute(node, x, ndim, meth == "transpose", dims)
-        elif meth in ("mean", "sum", "amax", "amin"):
-            self._reduce(node, x, ndim, args[1:], node.kwargs, f".{meth}()")
-        elif meth == "chunk":
-            self._chunk(node, x, args[1], args[2] if len(args) > 2 else 0, ndim)
-        elif meth in ("softmax", "log_softmax"):
-            dim = args[1] if len(args) > 1 else node.kwargs.get("dim")
-            self.env[node] = self._softmax(x, dim, ndim, f".{meth}()")
-        else:
-            self._unknown(node, f"method .{meth}()")
-
-    def _binary(self, node: fx.Node, a_arg: Any, b_arg: Any) -> None:
-        out_shape = _shape(node)
-        if out_shape is None:
-            self._unknown(node, "an operation on non-tensors")
-            return
-        ndim = len(out_shape)
-        vals = [(self._val(a_arg), _shape(a_arg)), (self._val(b_arg), _shape(b_arg))]
-        tracked = []
-        for v, _ in vals:
-            if isinstance(v, Poison):
-                self.uf.freeze(v.ids, v.reason)
-            elif isinstance(v, Tracked):
-                tracked.append((v, (v.dim % v.ndim) + ndim - v.ndim))
-        if not tracked:
-            self.env[node] = None
-            return
-        first, out_dim = tracked[0]
-        for v, d in tracked[1:]:
-            if d != out_dim or len(v.ids) != len(first.ids):
-                self.uf.freeze(first.ids + v.ids, "combined with other channels elementwise")
-                self.env[node] = None
-                return
-            for i, j in zip(first.ids, v.ids, strict=True):
-                self.uf.union(i, j)
-        # An untracked operand with a full-size channel dimension cannot shrink with us.
-        for v, s in vals:
-            if isinstance(v, Tracked) or s is None:
-                continue
-            k = out_dim - (ndim - len(s))
-            if 0 <= k < len(s) and s[k] != 1:
-                self.uf.freeze(first.ids, "combined elementwise with a fixed-size tensor")
-        self.env[node] = Tracked(first.ids, out_dim, ndim)
-
-    def _cat(self, node: fx.Node, items: list[Any], dim: int) -> None:
-        out_shape = _shape(node)
-        ndim = len(out_shape) if out_shape else 0
-        dim = dim % ndim if ndim else dim
-        vals = [self._val(i) for i in items]
-        ids: list[int] = []
-        others: list[Tracked] = []
-        for item, v in zip(items, vals, strict=True):
-            s = _shape(item)
-            if isinstance(v, Tracked) and v.dim % v.ndim == dim:
-                ids.extend(v.ids)
-            else:
-                if isinstance(v, Tracked):
-                    others.append(v)
-                elif isinstance(v, Poison):
-                    self.uf.freeze(v.ids, v.reason)
-                width = s[dim] if s is not None else 0
-                fixed = self.uf.make(width)
-                self.uf.freeze(fixed, "concatenated with a fixed-size tensor")
-                ids.extend(fixed)
-        if others:
-            # Concatenation along another dimension ties the channels of all inputs.
-            base = others[0]
-            for v in others[1:]:
-                if len(v.ids) != len(base.ids) or v.dim != base.dim:
-                    self.uf.freeze(base.ids + v.ids, "concatenated along another dimension")
-                else:
-                    for i, j in zip(base.ids, v.ids, strict=True):
-                        self.uf.union(i, j)
-            if len(others) != len(items):
-                self.uf.freeze(base.ids, "concatenated with a fixed-size tensor")
-            self.env[node] = Tracked(base.ids, base.dim, ndim)
-            return
-        self.env[node] = Tracked(ids, dim, ndim)
-
-    def _getitem(self, node: fx.Node, src: Any, index: Any) -> None:
-        value = self._val(src)
-        if isinstance(value, tuple | list):
-            self.env[node] = value[index] if isinstance(index, int) else None
-            if not isinstance(index, int):
-                self._freeze_value(value, "a slice of a tuple")
-            return
-        if isinstance(value, Poison):
-            self.env[node] = value
-            return
-        if not isinstance(value, Tracked):
-            self.env[node] = None
-            return
-        idx = index if isinstance(index, tuple) else (index,)
-        shape = _shape(src) or ()
-        out_dim = 0
-        in_dim = 0
-        for item in idx:
-            if item is Ellipsis:
-                consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
-                skip = len(shape) - consumed
-                if in_dim <= value.dim < in_dim + skip:
-                    out_dim += value.dim - in_dim
-                    self.env[node] = Tracked(value.ids, out_dim, len(_shape(node) or ()))
-                    return
-                in_dim += skip
-                out_dim += skip
-                continue
-            if item is None:
-                out_dim += 1
-                continue
-            if in_dim == value.dim % len(shape):
-                if isinstance(item, slice) and item == slice(None):
-                    self.env[node] = Tracked(value.ids, out_dim, len(_shape(node) or ()))
-                else:
-                    self.uf.freeze(value.ids, "indexed or sliced along the channels")
-                    self.env[node] = None
-                return
-            if isinstance(item, int):
-                in_dim += 1
-            elif isinstance(item, slice):
-                in_dim += 1
-                out_dim += 1
-            else:
-                self.uf.freeze(value.ids, "advanced indexing")
-                self.env[node] = None
-                return
-        # The channel dimension comes after all indexed dimensions.
-        new_dim = out_dim + (value.dim % len(shape) - in_dim)
-        self.env[node] = Tracked(value.ids, new_dim, len(_shape(node) or ()))
-
-    def _reshape(
-        self,
-        x: Any,
-        in_shape: tuple[int, ...] | None,
-        out_shape: tuple[int, ...] | None,
-        what: str,
-        *,
-        literal_sizes: bool,
-        node: fx.Node | None = None,
-    ) -> Any:
-        if not isinstance(x, Tracked):
-            return self._poisoned(x)
-        if in_shape is None or out_shape is None:
-            self.uf.freeze(x.ids, f"{what} of unknown shape")
-            return None
-        d = x.dim % len(in_shape)
-        lead = math.prod(in_shape[:d])
-        acc = 1
-        for d_out, size in enumerate(out_shape):
-            if acc == lead and size % in_shape[d] == 0 and size > 0:
-                repeat = size // in_shape[d]
-                tail = 1
-                k = d + 1
-                while tail < repeat and k < len(in_shape):
-                    tail *= in_shape[k]
-                    k += 1
-                if (tail == repeat and in_shape[d] > 1) or (tail == repeat and size == in_shape[d]):
-                    if literal_sizes and node is not None and _literal_size(node, d_out):
-                        break
-                    ids = [i for i in x.ids for _ in range(repeat)]
-                    return Tracked(ids, d_out, len(out_shape))
-            acc *= size
-            if acc > lead:
-                break
-        self.uf.freeze(x.ids, f"{what} reshapes the channels")
-        return None
-
-    def _permute(self, node: fx.Node, x: Any, ndim: int, transpose: bool, dims: list) -> None:
-        if not isinstance(x, Tracked):
+    def _reduce(
+        self, node: fx.Node, x: Any, ndim: int, shape: Any, out_shape: Any, what: str
+    ) -> None:
+        if isinstance(x, ParamRef):
+            x = self._as_tracked(x, ndim)
+        if not isinstance(x, Tracked) or out_shape is None:
             self.env[node] = self._poisoned(x)
             return
-        d = x.dim % ndim
-        if transpose:
-            a, b = (int(v) % ndim for v in dims[:2])
-            new = b if d == a else a if d == b else d
-        else:
-            new = [int(v) % ndim for v in dims].index(d)
-        self.env[node] = Tracked(x.ids, new, ndim)
-
-    def _reduce(self, node: fx.Node, x: Any, ndim: int, args: Any, kwargs: Any, what: str) -> None:
-        if not isinstance(x, Tracked):
-            self.env[node] = self._poisoned(x)
-            return
-        dims = args[0] if args else kwargs.get("dim")
-        keepdim = bool(args[1]) if len(args) > 1 else bool(kwargs.get("keepdim", False))
-        if dims is None:
+        args = node.args[1:]
+        dims = args[0] if args else node.kwargs.get("dim")
+        if dims is None or (isinstance(dims, list | tuple) and not dims) or ndim == 0:
             self.uf.freeze(x.ids, f"{what} over all dimensions")
             self.env[node] = None
             return
@@ -732,64 +1211,52 @@ class _Propagator:
             self.uf.freeze(x.ids, f"{what} over the channels")
             self.env[node] = None
             return
-        new = d if keepdim else d - sum(1 for v in dims if v < d)
-        self.env[node] = Tracked(x.ids, new, ndim if keepdim else ndim - len(dims))
-
-    def _chunk(self, node: fx.Node, x: Any, chunks: int, dim: int, ndim: int) -> None:
-        if not isinstance(x, Tracked):
-            self.env[node] = self._poisoned(x)
-            return
-        if dim % ndim != x.dim % ndim:
-            self.env[node] = tuple(x for _ in range(chunks))
-            return
-        n = len(x.ids)
-        if n % chunks:
-            self.uf.freeze(x.ids, "chunked into unequal parts")
-            self.env[node] = None
-            return
-        size = n // chunks
-        parts = [x.ids[k * size : (k + 1) * size] for k in range(chunks)]
-        for part in parts[1:]:
-            for i, j in zip(parts[0], part, strict=True):
-                self.uf.union(i, j)
-        self.env[node] = tuple(Tracked(p, x.dim, ndim) for p in parts)
+        keep = len(out_shape) == ndim
+        new = d if keep else d - sum(1 for v in dims if v < d)
+        t = Tracked(x.ids, new, len(out_shape))
+        self.env[node] = (t, None) if _packet(node.target) in (_A.max, _A.min) else t
+        if _packet(node.target) is _A.var_mean:
+            self.env[node] = (t, t)
 
 
-def _literal_size(node: fx.Node, d_out: int) -> bool:
-    """Whether a view/reshape gives the size of output dim `d_out` as a literal int."""
-    sizes = list(node.args[1:])
-    if len(sizes) == 1 and isinstance(sizes[0], list | tuple):
-        sizes = list(sizes[0])
-    if d_out >= len(sizes):
-        return False
-    size = sizes[d_out]
-    return isinstance(size, int) and size != -1
+def export(model: nn.Module, example_inputs: Any) -> torch.export.ExportedProgram:
+    """The ATen graph of `model` on `example_inputs` (Hugging Face caches switched off)."""
+    if isinstance(example_inputs, dict):
+        args, kwargs = (), dict(example_inputs)
+    elif isinstance(example_inputs, tuple | list):
+        args, kwargs = tuple(example_inputs), {}
+    else:
+        args, kwargs = (example_inputs,), {}
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "use_cache") and "use_cache" not in kwargs:
+        import inspect
 
-
-def _is_hf_conv1d(m: nn.Module) -> bool:
-    return type(m).__name__ == "Conv1D" and type(m).__module__.startswith("transformers")
-
-
-def analyze(model: nn.Module, example_inputs: Any, *, prune_embedding: bool = False) -> Analysis:
-    """Trace `model` and find which channel elements go together and which are frozen.
-
-    If the model cannot be traced, the analysis is empty and `traced` is False: only the
-    blocks with local rules (attention heads, MLPs, RNN layers) can then be pruned.
-    """
-    analysis = Analysis()
-    try:
-        gm = trace(model)
-    except Exception as exc:
-        analysis.traced = False
-        analysis.trace_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return analysis
-    values = _positional(model, example_inputs, gm)
+        if "use_cache" in inspect.signature(model.forward).parameters:
+            kwargs["use_cache"] = False
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            ShapeProp(gm).propagate(*values)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.export(model, tuple(args), kwargs, strict=False)
     finally:
         model.train(was_training)
-    _Propagator(gm, analysis, prune_embedding).run()
+
+
+def analyze(model: nn.Module, example_inputs: Any, *, prune_embedding: bool = False) -> Analysis:
+    """Export `model` and find which parameter positions go together and which are frozen.
+
+    If the model cannot be exported, the analysis is empty and `traced` is False: only modules
+    with their own rules (attention of ``nn.MultiheadAttention``, RNN layers) are pruned.
+    """
+    analysis = Analysis(prune_embedding=prune_embedding)
+    try:
+        ep = export(model, example_inputs)
+    except Exception as exc:
+        analysis.traced = False
+        analysis.trace_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return analysis
+    _Propagator(model, ep, analysis, prune_embedding).run()
     return analysis

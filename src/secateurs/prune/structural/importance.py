@@ -7,6 +7,7 @@ consume a unit (its post-activation value) on calibration batches.
 
 from __future__ import annotations
 
+import abc
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,11 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._conv1d import is_conv1d
 from secateurs._inputs import call_model
 from secateurs.prune.structural.groups import Group, Unit
-from secateurs.prune.structural.surgery import is_conv1d, parameter_slices
-
-CRITERIA = ("l1", "l2", "bn", "taylor", "activation", "random")
+from secateurs.prune.structural.surgery import parameter_slices
 
 
 def _norm(model: nn.Module, unit: Unit, p: int) -> float:
@@ -147,64 +147,166 @@ def data_scores(
     return out
 
 
+class Importance(abc.ABC):
+    """How much a unit matters (higher = keep): one method, `score(model, unit)`.
+
+    Any object with that method works as ``structured(..., importance=obj)``; one that needs
+    calibration data may also have ``prepare(model, groups, data=..., loss_fn=...)``, which
+    `structured` calls once before scoring. A unit's `slices` name the parameter positions it
+    owns (`surgery.parameter_slices` reads them).
+    """
+
+    name = "importance"
+
+    def prepare(
+        self,
+        model: nn.Module,
+        groups: list[Group],
+        *,
+        data: Iterable | None = None,
+        loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    ) -> None:
+        """Gather what scoring needs; nothing by default."""
+        return None
+
+    @abc.abstractmethod
+    def score(self, model: nn.Module, unit: Unit) -> float:
+        """Importance of `unit` in `model`."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class L1(Importance):
+    """Sum of |w| over every parameter entry the unit owns."""
+
+    name = "l1"
+
+    def score(self, model: nn.Module, unit: Unit) -> float:
+        return _norm(model, unit, 1)
+
+
+class L2(Importance):
+    """L2 norm of every parameter entry the unit owns."""
+
+    name = "l2"
+
+    def score(self, model: nn.Module, unit: Unit) -> float:
+        return _norm(model, unit, 2)
+
+
+class BNScale(Importance):
+    """|gamma| of the unit's BatchNorm entries (network slimming); L2 where it has none."""
+
+    name = "bn"
+
+    def score(self, model: nn.Module, unit: Unit) -> float:
+        value = _bn(model, unit)
+        return _norm(model, unit, 2) if value is None else value
+
+
+class Random(Importance):
+    """Uniform random scores, reproducible from `seed`."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def score(self, model: nn.Module, unit: Unit) -> float:
+        return float(torch.rand((), generator=self.gen))
+
+
+class _DataImportance(Importance):
+    """Scores measured at the inputs of the layers that read a unit, on calibration data."""
+
+    taylor = False
+
+    def __init__(self) -> None:
+        self.scores: dict[str, torch.Tensor] = {}
+
+    def prepare(
+        self,
+        model: nn.Module,
+        groups: list[Group],
+        *,
+        data: Iterable | None = None,
+        loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    ) -> None:
+        if data is None:
+            raise ValueError(f"importance {self.name!r} needs data= (calibration batches)")
+        units = [u for g in groups for u in g.units]
+        consumers = {s.module for u in units for s in u.slices if s.role == "in"}
+        self.scores = data_scores(model, consumers, data, taylor=self.taylor, loss_fn=loss_fn)
+        if not self.taylor:
+            # How much a unit's output varies, times how strongly the next layer reads it: a
+            # unit that is constant (or always zero) or that nothing reads scores zero.
+            for name in list(self.scores):
+                norms = _in_column_norms(model.get_submodule(name))
+                if norms is not None and norms.shape == self.scores[name].shape:
+                    self.scores[name] = self.scores[name] * norms.float()
+
+    def score(self, model: nn.Module, unit: Unit) -> float:
+        parts = [
+            float(self.scores[s.module][list(s.positions)].sum())
+            for s in unit.slices
+            if s.role == "in" and s.module in self.scores
+        ]
+        # A unit no layer reads with measured inputs (e.g. inside attention): its L2 norm.
+        return sum(parts) if parts else _norm(model, unit, 2)
+
+
+class Taylor(_DataImportance):
+    """|activation x gradient| of the loss, summed over calibration batches (Molchanov 2019)."""
+
+    name = "taylor"
+    taylor = True
+
+
+class Activation(_DataImportance):
+    """Standard deviation of the unit's output times the norm of the weights that read it."""
+
+    name = "activation"
+
+
+IMPORTANCES: dict[str, type[Importance]] = {
+    c.name: c for c in (L1, L2, BNScale, Taylor, Activation, Random)
+}
+CRITERIA = tuple(IMPORTANCES)
+
+
+def resolve(importance: Any, seed: int = 0) -> Any:
+    """An importance object from a name in `IMPORTANCES` or an object with `score`."""
+    if isinstance(importance, str):
+        if importance not in IMPORTANCES:
+            raise ValueError(
+                f"importance must be one of {CRITERIA} or an object, got {importance!r}"
+            )
+        cls = IMPORTANCES[importance]
+        return cls(seed) if cls is Random else cls()
+    if not callable(getattr(importance, "score", None)):
+        raise TypeError(
+            "importance must be a name or an object with a score(model, unit) method, got "
+            f"{type(importance).__name__}"
+        )
+    return importance
+
+
 def score(
     model: nn.Module,
     groups: list[Group],
-    criterion: str,
+    importance: Any,
     *,
     data: Iterable | None = None,
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
-    seed: int = 0,
-) -> list[str]:
-    """Set `importance` on every unit; returns notes (e.g. fallbacks to L2)."""
-    notes: list[str] = []
-    if criterion not in CRITERIA:
-        raise ValueError(f"importance must be one of {CRITERIA}, got {criterion!r}")
-    if criterion in ("l1", "l2"):
-        p = 1 if criterion == "l1" else 2
-        for g in groups:
-            for u in g.units:
-                u.importance = _norm(model, u, p)
-        return notes
-    if criterion == "random":
-        gen = torch.Generator().manual_seed(seed)
-        for g in groups:
-            for u in g.units:
-                u.importance = float(torch.rand((), generator=gen))
-        return notes
-    if criterion == "bn":
-        for g in groups:
-            values = [_bn(model, u) for u in g.units]
-            if any(v is None for v in values):
-                notes.append(f"{g.name}: no BatchNorm scale, ranked by L2 norm")
-                values = [_norm(model, u, 2) for u in g.units]
-            for u, v in zip(g.units, values, strict=True):
-                u.importance = float(v)
-        return notes
-    if data is None:
-        raise ValueError(f"importance={criterion!r} needs data= (calibration batches)")
-    consumers = {s.module for g in groups for u in g.units for s in u.slices if s.role == "in"}
-    scores = data_scores(model, consumers, data, taylor=criterion == "taylor", loss_fn=loss_fn)
-    if criterion == "activation":
-        # How much a unit's output varies, times how strongly the next layer reads it: a unit
-        # that is constant (or always zero) or that nothing reads scores zero.
-        for name in list(scores):
-            norms = _in_column_norms(model.get_submodule(name))
-            if norms is not None and norms.shape == scores[name].shape:
-                scores[name] = scores[name] * norms.float()
+) -> None:
+    """Set `importance` on every unit (and key/value parent) of `groups`."""
+    prepare = getattr(importance, "prepare", None)
+    if callable(prepare):
+        prepare(model, groups, data=data, loss_fn=loss_fn)
     for g in groups:
-        for u in g.units:
-            parts = [
-                float(scores[s.module][list(s.positions)].sum())
-                for s in u.slices
-                if s.role == "in" and s.module in scores
-            ]
-            u.importance = sum(parts) if parts else -1.0
-        if all(u.importance < 0 for u in g.units):
-            notes.append(f"{g.name}: no consumer input to measure, ranked by L2 norm")
-            for u in g.units:
-                u.importance = _norm(model, u, 2)
-    return notes
+        for u in g.units + [p for p, _ in g.parents if p is not None]:
+            u.importance = float(importance.score(model, u))
 
 
 class BNScalePenalty:

@@ -25,7 +25,15 @@ def _limit(name: str, limits: Mapping[str, float]) -> float | None:
     return None
 
 
+# Recurrent hidden sizes are rounded to a multiple of this unless `round_to` says otherwise:
+# in one quiet CPU run (oneDNN LSTM, batch 1) 154 kept units ran at 0.86x the dense speed and
+# 152 at 3.7-4.6x; a re-run on a loaded machine was inconclusive (BENCHMARKS.md).
+RNN_MULTIPLE = 8
+
+
 def _rounded_keep(n: int, keep: int, round_to: int | None, group: Group) -> int:
+    if group.kind == "hidden" and round_to is None:
+        round_to = RNN_MULTIPLE
     # Heads, key/value groups and GroupNorm groups are removed whole: their counts stay as-is.
     if not round_to or group.kind in ("head", "kv-head group") or group.channels_per_unit > 1:
         return keep
@@ -105,6 +113,46 @@ def select(
         k = counts[gi]
         if k <= 0:
             continue
+        if g.parents:
+            picked = _grouped(g, k)
+            if picked:
+                chosen[gi] = picked
+            continue
         order = sorted(range(len(g.units)), key=lambda i, g=g: (g.units[i].importance, i))
         chosen[gi] = sorted(order[:k])
     return chosen
+
+
+def _grouped(group: Group, k: int) -> list[int]:
+    """Remove about `k` query heads: whole key/value groups, then as many from each group.
+
+    Every remaining key/value head keeps the same number of query heads (the attention code
+    repeats each key/value head that many times). Whole groups go first, by the summed
+    importance of their query heads and their own; then the least important query heads of
+    each remaining group.
+    """
+    parents = group.parents
+    sizes = {len(children) for _, children in parents}
+    if len(sizes) != 1:
+        return []
+    (rep,) = sizes
+    n_kv = len(parents)
+
+    def weight(entry: tuple) -> float:
+        parent, children = entry
+        own = parent.importance if parent is not None else 0.0
+        return own + sum(group.units[i].importance for i in children)
+
+    removable = [i for i, (p, _) in enumerate(parents) if p is not None]
+    whole = min(k // rep, len(removable), n_kv - 1)
+    gone = sorted(removable, key=lambda i: (weight(parents[i]), i))[:whole]
+    # The rest spread evenly, rounded to the nearest count per group (so that 2 key/value
+    # heads with 2 query heads each still lose one query head each at ratio 0.4).
+    per_group = min(math.floor((k - whole * rep) / (n_kv - whole) + 0.5), rep - 1)
+    out = [c for i in gone for c in parents[i][1]]
+    for i, (_, children) in enumerate(parents):
+        if i in gone or per_group <= 0:
+            continue
+        order = sorted(children, key=lambda c: (group.units[c].importance, c))
+        out.extend(order[:per_group])
+    return sorted(out)

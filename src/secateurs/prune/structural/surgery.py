@@ -13,12 +13,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from secateurs._conv1d import is_conv1d
 from secateurs.prune.structural.groups import Slice
 from secateurs.prune.structural.modules import HeadPrunedAttention
-
-
-def is_conv1d(m: nn.Module) -> bool:
-    return type(m).__name__ == "Conv1D" and type(m).__module__.startswith("transformers")
 
 
 def _rnn_gates(m: nn.RNNBase) -> int:
@@ -34,6 +31,10 @@ def parameter_slices(m: nn.Module, role: str, pos: list[int]) -> list[torch.Tens
     idx = torch.as_tensor(pos, dtype=torch.long)
     out: list[torch.Tensor] = []
     bias = getattr(m, "bias", None)
+    if role.startswith("param:"):
+        _, attr, axis = role.split(":")
+        t = getattr(m, attr)
+        return [t.index_select(int(axis), idx)] if isinstance(t, torch.Tensor) else []
     if isinstance(m, nn.Linear):
         out.append(m.weight[idx] if role == "out" else m.weight[:, idx])
         if role == "out" and bias is not None:
@@ -237,6 +238,12 @@ def apply(model: nn.Module, slices: Iterable[Slice]) -> None:
         plan[s.module][s.role].update(s.positions)
     for name, roles in plan.items():
         m = model.get_submodule(name)
+        for role in [r for r in roles if r.startswith("param:")]:
+            _, attr, axis = role.split(":")
+            t = getattr(m, attr)
+            _set(m, attr, t.index_select(int(axis), _keep(t.shape[int(axis)], roles.pop(role))))
+        if not roles:
+            continue
         if isinstance(m, nn.Linear):
             _shrink_linear(m, roles.get("out", set()), roles.get("in", set()))
         elif is_conv1d(m):
