@@ -20,6 +20,7 @@ Target = nn.Module | torch.Tensor | Iterable[torch.Tensor] | Iterable[dict]
 
 def parameters_of(target: Target) -> list[torch.Tensor]:
     """The parameters named by `target`: a module, one tensor, tensors or optimizer param groups."""
+    params: list[torch.Tensor]
     if isinstance(target, nn.Module):
         params = list(target.parameters())
     elif isinstance(target, torch.Tensor):
@@ -87,7 +88,7 @@ def named_parameters_of(target: Target) -> list[tuple[str, torch.Tensor]]:
     """(name, parameter) pairs: module names for a module, `"<i>"` for plain parameters."""
     if isinstance(target, nn.Module):
         seen: set[int] = set()
-        out = []
+        out: list[tuple[str, torch.Tensor]] = []
         for name, p in target.named_parameters():
             if id(p) not in seen:
                 seen.add(id(p))

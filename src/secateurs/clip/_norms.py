@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeGuard, cast
 
 import torch
 from torch.utils._foreach_utils import (
@@ -25,7 +26,7 @@ except ImportError:  # torch built without distributed
     DTensor = None  # type: ignore[assignment,misc]
 
 
-def is_dtensor(t: torch.Tensor) -> bool:
+def is_dtensor(t: torch.Tensor) -> TypeGuard[DTensor]:
     return DTensor is not None and isinstance(t, DTensor)
 
 
@@ -49,7 +50,7 @@ def shard_key(t: torch.Tensor, unit_dim0: bool = False) -> tuple | None:
                 "gradient reduction (FSDP2's backward does it), or redistribute it first"
             )
         if placement.is_shard():
-            if unit_dim0 and placement.dim == 0 and t.ndim > 1:
+            if unit_dim0 and placement.dim == 0 and t.ndim > 1:  # type: ignore[attr-defined]
                 continue
             dims.append(i)
     if not dims:
@@ -61,7 +62,7 @@ def _all_reduce(values: torch.Tensor, t: torch.Tensor, dims: Sequence[int], p: f
     import torch.distributed as dist
 
     op = dist.ReduceOp.MAX if math.isinf(p) else dist.ReduceOp.SUM
-    mesh = t.device_mesh
+    mesh = cast(DTensor, t).device_mesh  # only sharded tensors are grouped for reduction
     for d in dims:
         dist.all_reduce(values, op=op, group=mesh.get_group(d))
 
@@ -93,6 +94,18 @@ def reduce_norms(
             out[i] = full[offset : offset + n].reshape(norms[i].shape).to(norms[i].dtype)
             offset += n
     return out
+
+
+def _by_device_and_dtype(
+    tensors: Sequence[torch.Tensor],
+) -> list[tuple[torch.device, list[torch.Tensor], list[int]]]:
+    """(device, tensors, their indices) per device and dtype: torch's grouping, typed (torch
+    declares the grouped items `Tensor | None` because other callers pass None through)."""
+    grouped = _group_tensors_by_device_and_dtype([list(tensors)], with_indices=True)
+    return [
+        (device, cast(list[torch.Tensor], group), indices)
+        for (device, _), ([group], indices) in grouped.items()
+    ]
 
 
 def _max_abs(t: torch.Tensor) -> torch.Tensor:
@@ -127,10 +140,7 @@ def tensor_norms(grads: Sequence[torch.Tensor], p: float) -> list[torch.Tensor]:
     for i, t in enumerate(locals_):
         if t.numel() == 0:
             out[i] = torch.zeros((), dtype=t.dtype, device=t.device)
-    grouped = _group_tensors_by_device_and_dtype(
-        [[locals_[i] for i in nonempty]], with_indices=True
-    )
-    for (device, _), ([group], indices) in grouped.items():
+    for device, group, indices in _by_device_and_dtype([locals_[i] for i in nonempty]):
         for i, n in zip(indices, _norms_of_group(group, device, p), strict=True):
             out[nonempty[i]] = n
     return reduce_norms(out, grads, p)  # type: ignore[arg-type]
@@ -144,8 +154,7 @@ def total_norm(grads: Sequence[torch.Tensor], p: float) -> tuple[torch.Tensor, l
         # PyTorch's order: norms group by group, then one vector norm over them.
         per: list[torch.Tensor] = []
         order: list[int] = []
-        grouped = _group_tensors_by_device_and_dtype([list(grads)], with_indices=True)
-        for (device, _), ([group], indices) in grouped.items():
+        for device, group, indices in _by_device_and_dtype(grads):
             if math.isinf(p) and device.type == "cpu" and any(g.numel() == 0 for g in group):
                 # torch refuses this; an empty tensor's largest magnitude is 0
                 per.extend(_max_abs(g) if g.numel() else g.new_zeros(()) for g in group)
@@ -169,8 +178,7 @@ def scale_(grads: Sequence[torch.Tensor], coef: torch.Tensor) -> None:
     if not grads:
         return
     locals_ = [local(g) for g in grads]
-    grouped = _group_tensors_by_device_and_dtype([locals_])
-    for (device, _), ([group], _) in grouped.items():
+    for device, group, _ in _by_device_and_dtype(locals_):
         c = coef.to(device)
         if _device_has_foreach_support(device) and _has_foreach_support(group, device):
             torch._foreach_mul_(group, c)
@@ -203,7 +211,7 @@ def reduce_over_dim0_shards(
     out = list(values)
     for (_, dims), idx in groups.items():
         flat = torch.stack([values[i].reshape(()).double() for i in idx])
-        mesh = tensors[idx[0]].device_mesh
+        mesh = cast(DTensor, tensors[idx[0]]).device_mesh  # grouped above: DTensors only
         for d in dims:
             dist.all_reduce(flat, op=ops[op], group=mesh.get_group(d))
         for k, i in enumerate(idx):

@@ -10,9 +10,10 @@ the model down (up to timing noise).
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ def _to_csr(weight: torch.Tensor) -> torch.Tensor:
 
 class SparseLinear(nn.Module):
     """A Linear whose weight is a CSR tensor: y = (W_csr @ x^T)^T + b. Inference only."""
+
+    weight: torch.Tensor  # CSR buffer
+    bias: torch.Tensor | None  # buffer
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
@@ -140,15 +144,15 @@ def to_sparse_inference(
     with torch.no_grad():
         report.dense_s = time_callable(lambda: call_model(work, example_inputs), runs=runs).median
         for name, x in captured.items():
-            lin = work.get_submodule(name)
+            lin = cast(nn.Linear, work.get_submodule(name))  # captured: Linear layers only
             w = lin.weight
             sparsity = 1.0 - int(torch.count_nonzero(w)) / w.numel()
-            dense = time_callable(lambda lin=lin, x=x: lin(x), runs=runs).median
+            dense = time_callable(functools.partial(lin, x), runs=runs).median
             if sparsity < min_sparsity or w.device.type != "cpu":
                 report.layers.append(LayerChoice(name, sparsity, dense, None, False))
                 continue
             candidate = SparseLinear(lin)
-            sparse = time_callable(lambda c=candidate, x=x: c(x), runs=runs).median
+            sparse = time_callable(functools.partial(candidate, x), runs=runs).median
             better = sparse * margin < dense
             report.layers.append(LayerChoice(name, sparsity, dense, sparse, better))
             if better:
@@ -160,8 +164,8 @@ def to_sparse_inference(
                 lambda: call_model(work, example_inputs), runs=runs
             ).median
             if report.converted_s >= report.dense_s:
-                for name, lin in originals.items():
-                    _set(work, name, lin)
+                for name, original in originals.items():
+                    _set(work, name, original)
                 report.kept_dense = True
                 report.converted_s = report.dense_s
                 report.layers = [

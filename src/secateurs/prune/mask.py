@@ -14,7 +14,7 @@ copy would break the original).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -23,6 +23,8 @@ from torch.nn.utils import parametrize
 
 class Mask(nn.Module):
     """Parametrization that zeroes the weights where `mask` is False."""
+
+    mask: torch.Tensor  # a bool buffer
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
@@ -37,11 +39,16 @@ class Mask(nn.Module):
         return f"shape={tuple(self.mask.shape)}, kept={kept}/{self.mask.numel()}"
 
 
+def _plist(module: nn.Module, name: str) -> parametrize.ParametrizationList:
+    """`module.parametrizations[name]`, typed (torch types module attributes as Tensor | Module)."""
+    return cast(parametrize.ParametrizationList, cast(nn.ModuleDict, module.parametrizations)[name])
+
+
 def get_mask(module: nn.Module, name: str) -> Mask | None:
     """The `Mask` parametrization of `module.<name>`, or None."""
     if not parametrize.is_parametrized(module, name):
         return None
-    for p in module.parametrizations[name]:
+    for p in _plist(module, name):
         if isinstance(p, Mask):
             return p
     return None
@@ -50,8 +57,8 @@ def get_mask(module: nn.Module, name: str) -> Mask | None:
 def original(module: nn.Module, name: str) -> torch.Tensor:
     """The stored tensor behind `module.<name>`: the Parameter that optimizers update."""
     if parametrize.is_parametrized(module, name):
-        plist = module.parametrizations[name]
-        return plist.original if hasattr(plist, "original") else plist.original0
+        plist = _plist(module, name)
+        return plist.original if hasattr(plist, "original") else cast(torch.Tensor, plist.original0)
     return getattr(module, name)
 
 
@@ -77,7 +84,7 @@ def apply_mask(module: nn.Module, name: str, keep: torch.Tensor) -> Mask:
         m = Mask(keep.to(tensor.device))
         parametrize.register_parametrization(module, name, m, unsafe=True)
         _make_serialisable(module)
-    plist = module.parametrizations[name]
+    plist = _plist(module, name)
     if len(plist) == 1:  # only our mask: the stored tensor is the weight itself
         with torch.no_grad():
             plist.original.masked_fill_(~m.mask, 0)
@@ -103,7 +110,7 @@ def remove_mask(module: nn.Module, name: str, *, apply: bool) -> None:
     m = get_mask(module, name)
     if m is None:
         return
-    plist = module.parametrizations[name]
+    plist = _plist(module, name)
     if len(plist) != 1:
         raise ValueError(
             f"{name} of {type(module).__name__} has other parametrizations besides the mask; "
@@ -123,7 +130,7 @@ def masked_modules(model: nn.Module) -> list[tuple[str, nn.Module, str, Mask]]:
     for mod_name, module in model.named_modules():
         if not parametrize.is_parametrized(module):
             continue
-        for name in list(module.parametrizations.keys()):
+        for name in list(cast(nn.ModuleDict, module.parametrizations).keys()):
             m = get_mask(module, name)
             if m is not None:
                 out.append((mod_name, module, name, m))
@@ -133,7 +140,7 @@ def masked_modules(model: nn.Module) -> list[tuple[str, nn.Module, str, Mask]]:
 # --- pickling and deepcopy of parametrized modules -------------------------------------------
 
 
-def _rebuild_parametrized(base: type, state: dict[str, Any]) -> nn.Module:
+def _rebuild_parametrized(base: type[nn.Module], state: dict[str, Any]) -> nn.Module:
     """Unpickling target: recreate a parametrized module of class `base` from its state."""
     obj = base.__new__(base)
     obj.__setstate__(state)
@@ -145,7 +152,7 @@ def _reinject(obj: nn.Module) -> None:
     # Recreate PyTorch's run-time class and its properties (the same steps as
     # register_parametrization, without touching the stored tensors).
     parametrize._inject_new_class(obj)
-    for name in obj.parametrizations:
+    for name in cast(nn.ModuleDict, obj.parametrizations):
         parametrize._inject_property(obj, name)
     _make_serialisable(obj)
 
@@ -159,7 +166,7 @@ def _deepcopy(self: nn.Module, memo: dict[int, Any]) -> nn.Module:
     done = memo.get(id(self))
     if done is not None:
         return done
-    base = parametrize.type_before_parametrizations(self)
+    base = cast(type[nn.Module], parametrize.type_before_parametrizations(self))
     replica = base.__new__(base)
     memo[id(self)] = replica
     replica.__setstate__(copy.deepcopy(dict(self.__dict__), memo))
@@ -170,5 +177,5 @@ def _deepcopy(self: nn.Module, memo: dict[int, Any]) -> nn.Module:
 def _make_serialisable(module: nn.Module) -> None:
     # The class was generated for this module alone, so patching it affects nothing else.
     cls = type(module)
-    cls.__reduce_ex__ = _reduce_ex  # type: ignore[method-assign]
+    cls.__reduce_ex__ = _reduce_ex  # type: ignore[method-assign,assignment]
     cls.__deepcopy__ = _deepcopy  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ class ReportFiles:
     pngs: dict[str, Path] = field(default_factory=dict)
 
 
-def to_csv(rows: list[Mapping[str, Any]], columns: list[str] | None = None) -> str:
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: list[str] | None = None) -> str:
     """Rows of dicts as CSV text: the columns are every key seen, in first-seen order;
     nested values (dicts, lists) are written as JSON."""
     cols = columns or list(dict.fromkeys(k for r in rows for k in r))

@@ -64,7 +64,8 @@ def labels_of(data: Data) -> np.ndarray:
     ds = as_dataset(data)
     if isinstance(ds, TensorDataset) and len(ds.tensors) >= 2:
         return ds.tensors[1].detach().cpu().numpy()
-    return np.asarray([_label(ds[i]) for i in range(len(ds))])
+    # A map-style Dataset has a length; torch.utils.data.Dataset does not declare __len__.
+    return np.asarray([_label(ds[i]) for i in range(len(ds))])  # type: ignore[arg-type]
 
 
 def _label(item: Any) -> Any:

@@ -208,7 +208,7 @@ def render_table(study: Any, *, title: str | None = None) -> Any:
     tol = config.objective.tolerance if config else 0.0
     best = best_setting(study, tol)
     front = {t.number for t in pareto_trials(study)}
-    metric = config.objective.metric if config else "metric"
+    metric: str = config.objective.metric if config else "metric"
     if config is not None and config.evaluation.kind == "kfold":
         metric += f" ({config.evaluation.k}-fold)"
     table = Table(title=title)

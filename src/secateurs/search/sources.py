@@ -79,7 +79,7 @@ def load_data(config: SweepConfig) -> Any:
     if config.data == "digits":
         from secateurs.zoo.data import digits
 
-        kwargs = {"image": config.model in _IMAGE_MODELS, "seed": config.seed}
+        kwargs: dict[str, Any] = {"image": config.model in _IMAGE_MODELS, "seed": config.seed}
         unknown = set(config.data_kwargs) - {"image", "seed", "val", "test"}
         if unknown:
             raise ValueError(f"data_kwargs: unknown keys for digits: {sorted(unknown)}")

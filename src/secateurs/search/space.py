@@ -133,7 +133,7 @@ def suggest(trial: Any, space: Space, clip_thresholds: Thresholds = None) -> dic
 
 def to_recipe(params: dict[str, Any], finetune_steps: int = 0, **source: Any) -> Recipe:
     """The Recipe that a flat candidate dict describes."""
-    prune_kwargs = {
+    prune_kwargs: dict[str, Any] = {
         k: params[k]
         for k in ("method", "sparsity", "threshold", "criterion", "scope", "schedule", "ratio")
         if k in params

@@ -27,7 +27,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from secateurs.search.config import SweepConfig
 from secateurs.search.objective import Evaluator, SweepObjective, key, point
@@ -52,11 +52,14 @@ class WorkerError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- settings
-def directions(config: SweepConfig) -> list[str]:
+Direction = Literal["maximize", "minimize"]
+
+
+def directions(config: SweepConfig) -> list[Direction]:
     """Optuna directions: maximize the score, or (metric, cost) for a Pareto front."""
     if config.objective.kind == "max_compression":
         return ["maximize"]
-    metric_dir = "maximize" if config.objective.metric == "accuracy" else "minimize"
+    metric_dir: Direction = "maximize" if config.objective.metric == "accuracy" else "minimize"
     return [metric_dir, "minimize"]
 
 

@@ -7,7 +7,7 @@ backward (and after `GradScaler.unscale_`) and before `optimizer.step()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -111,7 +111,7 @@ def fit(
         from tqdm.auto import tqdm
 
         total = max_steps or (
-            epochs * len(data) // accumulate if hasattr(data, "__len__") else None
+            epochs * len(data) // accumulate if isinstance(data, Sized) else None
         )
         bar = tqdm(total=total, desc="train", unit="step", leave=False)
     try:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from secateurs.train import Callback, FitResult, fit
 from secateurs.zoo.data import Split
+
+if TYPE_CHECKING:
+    from secateurs.zoo.gan import GAN
 
 EXAMPLE_BATCH = 64  # inputs per latency measurement (MACs are reported per example)
 
@@ -253,7 +256,7 @@ def _gan_data(seed: int, batch_size: int) -> TaskData:
 def _fit_gan(model: nn.Module, data: TaskData, *, steps: int, lr: float, **kw: Any) -> FitResult:
     from secateurs.zoo.gan import train_gan
 
-    return train_gan(model, data.train, steps=steps, lr=lr, **kw)
+    return train_gan(cast("GAN", model), data.train, steps=steps, lr=lr, **kw)
 
 
 def _eval_gan(model: nn.Module, data: TaskData, split: str) -> dict[str, float]:
@@ -262,8 +265,14 @@ def _eval_gan(model: nn.Module, data: TaskData, split: str) -> dict[str, float]:
 
     del data
     # validation and test use different fixed noise, like different held-out samples
-    images = sample(model.generator, 1000, model.z_dim, seed=1234 if split == "val" else 4321)
+    gan = cast("GAN", model)
+    images = sample(gan.generator, 1000, gan.z_dim, seed=1234 if split == "val" else 4321)
     return digit_scorer().score(images)
+
+
+def _generator(model: nn.Module) -> nn.Module:
+    """The part of a GAN that is pruned, measured and saved."""
+    return cast("GAN", model).generator
 
 
 def _gan_task(kind: str) -> Task:
@@ -288,7 +297,7 @@ def _gan_task(kind: str) -> Task:
         data_fn=_gan_data,
         evaluate_fn=_eval_gan,
         train_fn=_fit_gan,
-        deployable_fn=lambda m: m.generator,
+        deployable_fn=_generator,
         prune_sparsity=0.7,
         structured_ratio=0.3,
     )

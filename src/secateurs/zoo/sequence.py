@@ -64,13 +64,14 @@ class TanhRNN(nn.Module):
         self.rnn = nn.RNN(inputs, hidden, nonlinearity="tanh", batch_first=True)
         self.head = nn.Linear(hidden, 1)
         g = generator
+        rnn = dict(self.rnn.named_parameters())
         with torch.no_grad():
-            self.rnn.weight_hh_l0.copy_(
+            rnn["weight_hh_l0"].copy_(
                 torch.randn(hidden, hidden, generator=g) * (recurrent_scale / math.sqrt(hidden))
             )
-            self.rnn.weight_ih_l0.copy_(torch.randn(hidden, inputs, generator=g))
-            self.rnn.bias_hh_l0.zero_()
-            self.rnn.bias_ih_l0.zero_()
+            rnn["weight_ih_l0"].copy_(torch.randn(hidden, inputs, generator=g))
+            rnn["bias_hh_l0"].zero_()
+            rnn["bias_ih_l0"].zero_()
             self.head.weight.copy_(torch.randn(1, hidden, generator=g) / math.sqrt(hidden))
             self.head.bias.fill_(1.0)  # start at the mean of the target
 
