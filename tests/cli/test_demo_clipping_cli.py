@@ -22,6 +22,9 @@ def test_demo_clipping_tiny_budget_writes_results(tmp_path, monkeypatch):
     data = json.loads((out / "clipping.json").read_text())
     assert data["config"]["steps"] == 2 and len(data["runs"]) == len(exploding.RULES)
     assert (out / "clipping.csv").read_text().startswith("rule,seed,test_mse")
+    page = (out / "report.html").read_text()  # the HTML report too, one row per rule
+    assert "exploding-gradient experiment" in page and "test MSE" in page
+    assert all(f">{rule}<" in page for rule in exploding.RULES)
 
 
 def test_demo_quiet_prints_only_the_path(tmp_path, monkeypatch):

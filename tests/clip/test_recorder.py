@@ -65,3 +65,26 @@ def test_recorder_state_round_trip():
     b = GradNormRecorder()
     b.load_state_dict(a.state_dict())
     assert b.record.norms == a.record.norms
+
+
+def test_zero_gradients_are_a_wrong_loss_not_a_threshold_of_zero():
+    rec = NormRecord(norms=[0.0] * 5, max_abs=[0.0] * 5)
+    with pytest.raises(ValueError, match="wrong loss for the task"):
+        rec.suggest()
+    with pytest.raises(ValueError, match="all 5 recorded gradients are zero"):
+        rec.percentile(50)
+    # some zero steps among real ones: the zero candidates are left out, never suggested
+    rec = NormRecord(norms=[0.0, 0.0, 0.0, 2.0, 4.0], max_abs=[0.0, 0.0, 0.0, 0.2, 0.4])
+    s = rec.suggest(percentiles=(10, 50, 90))
+    assert rec.percentile(10) == 0.0 and min(s.by_norm) > 0 and min(s.by_value) > 0
+
+
+def test_record_norms_with_a_loss_that_ignores_the_weights_says_so():
+    model = torch.nn.Linear(4, 2)
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+
+    def detached(out, y):  # a loss on detached outputs: the weights get zero gradients
+        return (out.detach() - 1).pow(2).mean() + 0 * out.sum()
+
+    with pytest.raises(ValueError, match="wrong loss"):
+        record_norms(model, data, steps=3, loss_fn=detached).suggest()

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 from grad_helpers import set_grads, small_model
@@ -54,3 +55,24 @@ def test_state_round_trip():
 def test_monitor_without_rule_cannot_be_called():
     with pytest.raises(TypeError, match="wraps no rule"):
         ClipMonitor()(small_model())
+
+
+def test_warns_when_every_step_is_clipped():
+    m = small_model()
+    low = ClipMonitor(ByNorm(1e-6))  # far below any real gradient norm
+    for s in range(20):
+        set_grads(m.parameters(), seed=s)
+        low(m)
+    with pytest.warns(UserWarning, match="every one of the 20 steps was clipped"):
+        assert low.summary()["clip_rate"] == 1.0
+    few = ClipMonitor(ByNorm(1e-6))  # too few steps to judge
+    sometimes = ClipMonitor(ByNorm(5.0))
+    for s, scale in enumerate([0.01, 10.0] * 10):
+        set_grads(m.parameters(), seed=s, scale=scale)
+        sometimes(m)
+        if s < 5:
+            few(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert few.summary()["clip_rate"] == 1.0
+        assert sometimes.summary()["clip_rate"] == 0.5

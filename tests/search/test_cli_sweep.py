@@ -32,12 +32,15 @@ def finished(tmp_path_factory):
 def test_sweep_config_runs_and_writes_results(finished):
     d, _, result = finished
     assert result.exit_code == 0, result.output
-    for name in ("trials.csv", "results.json", "best-recipe.yaml"):
+    for name in ("trials.csv", "results.json", "best-recipe.yaml", "report.html"):
         assert (d / "out" / name).is_file()
         assert f"{d / 'out' / name}" in result.output
     data = json.loads((d / "out" / "results.json").read_text())
     assert data["study"] == "small" and len(data["trials"]) == 3
     assert "sweep:" not in result.output  # --quiet: no progress bar
+    page = (d / "out" / "report.html").read_text()
+    assert "study small" in page and all(f"#{t['trial']} " in page for t in data["trials"])
+    assert "dense - tolerance" in page and "chosen: trial" in page  # the curve and its marks
 
 
 def test_sweep_show_prints_the_table_and_lists_studies(finished):
@@ -46,6 +49,12 @@ def test_sweep_show_prints_the_table_and_lists_studies(finished):
     assert shown.exit_code == 0, shown.output
     assert "accuracy" in shown.output and "0.60 global magnitude" in shown.output
     assert "trials: 3 complete" in shown.output
+    # one sign convention with the demo's "Δ vs base": the setting's metric minus the dense one
+    trials = json.loads((finished[0] / "out" / "results.json").read_text())["trials"]
+    for t in trials:
+        delta = f"{t['metric_mean'] - t['dense_mean']:+.4f}"
+        assert delta in shown.output and -t["drop"] == pytest.approx(float(delta), abs=1e-4)
+    assert "Δ vs dense" in shown.output
     only = _run("sweep", "show", "--storage", url)  # the only study is chosen
     assert only.exit_code == 0 and "study small" in only.output
     missing = _run("sweep", "show", "nope", "--storage", url)

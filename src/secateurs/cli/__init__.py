@@ -6,6 +6,7 @@ import typer
 
 from secateurs import __version__
 from secateurs.cli.app import app
+from secateurs.cli.common import reflow_help
 
 
 def _version(value: bool) -> None:
@@ -27,14 +28,26 @@ def _root(
 # (each helper adds its import here)
 import secateurs.cli.compare  # noqa: E402
 import secateurs.cli.demo  # noqa: E402
+import secateurs.cli.export  # noqa: E402
 import secateurs.cli.inspect  # noqa: E402
 import secateurs.cli.prune  # noqa: E402
 import secateurs.cli.report  # noqa: E402
 import secateurs.cli.sweep  # noqa: E402, F401
 
+reflow_help(app)  # after every command registered itself
+
 
 def main() -> None:
-    app()
+    """The `secateurs` command: a missing optional package is one line naming its extra."""
+    from secateurs.cli.common import fail, missing_extra
+
+    try:
+        app()
+    except ImportError as e:
+        line = missing_extra(e)
+        if line is None:
+            raise
+        raise SystemExit(fail(line).exit_code) from None
 
 
 __all__ = ["app", "main"]

@@ -48,7 +48,11 @@ def compare(
         help="Fine-tuning steps after pruning (default: each task's).",
     ),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="CPU threads for torch (default: torch's choice)."
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for torch. Default: 1 or torch's count, whichever trains the "
+        "chosen models faster here (timed at the start).",
     ),
     latency_runs: int = typer.Option(20, "--latency-runs", min=1, help="Timed runs per latency."),
     quiet: bool = QuietOption,
@@ -60,7 +64,6 @@ def compare(
     MACs and latency are measured over seeds. --out receives results.json, runs.csv,
     report.html (with CSV/JSON beside it) and compare.log.
     """
-    import torch
 
     from secateurs.experiments.compare import CompareConfig, run_compare, write_outputs
     from secateurs.experiments.console import log_to, summary_table
@@ -84,10 +87,14 @@ def compare(
         )
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {str(out)!r} exists and is not a folder")
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from secateurs.measure.threads import set_threads, threads_for_tasks
+
+    chosen = set_threads(threads, lambda: threads_for_tasks(list(cfg.models)))
+    if not quiet:
+        typer.echo(chosen)
     with log_to(out / "compare.log", "secateurs.compare") as log:
         log.info("config: %s", cfg)
+        log.info("threads: %s", chosen)
         try:
             results = run_compare(
                 cfg,

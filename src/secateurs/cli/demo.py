@@ -70,7 +70,10 @@ def clipping_demo(opts: DemoOptions) -> None:
         return
     typer.echo(result.table())  # the result itself, also when quiet without --out
     if opts.out is not None:
-        typer.echo(f"wrote {opts.out / 'clipping.json'} and {opts.out / 'clipping.csv'}")
+        typer.echo(
+            f"wrote {opts.out / 'clipping.json'}, {opts.out / 'clipping.csv'} and "
+            f"{opts.out / 'report.html'}"
+        )
 
 
 def _write_results(out: Path, result) -> None:
@@ -83,6 +86,10 @@ def _write_results(out: Path, result) -> None:
     writer.writerows(runs)
     write_text_atomic(out / "clipping.json", text)
     write_text_atomic(out / "clipping.csv", buf.getvalue())
+    from secateurs.report import write_report
+    from secateurs.report.documents import clipping_document
+
+    write_report(clipping_document(data), out / "report.html")
 
 
 def _finite(obj: object) -> object:
@@ -99,7 +106,6 @@ def _finite(obj: object) -> object:
 def pipeline_demo(opts: DemoOptions) -> None:
     """The main job on the digits CNN: norm-clipped training, sensitivity scan, a
     cross-validated sparsity within 1 point, fine-tuning, structured pruning, export, report."""
-    import torch
 
     from secateurs.experiments import demo as pipeline
     from secateurs.experiments.console import log_to, summary_table
@@ -110,9 +116,12 @@ def pipeline_demo(opts: DemoOptions) -> None:
         raise ValueError("the pipeline demo runs in one process; --workers is for `demo clipping`")
     cfg = pipeline.DemoConfig(**({"steps": opts.steps} if opts.steps is not None else {}))
     out = opts.out or Path("secateurs-demo")
-    if opts.threads is not None:
-        torch.set_num_threads(opts.threads)
+    from secateurs.measure.threads import set_threads, threads_for_tasks
+
+    chosen = set_threads(opts.threads, lambda: threads_for_tasks(["cnn"]))
     echo = None if opts.quiet else typer.echo
+    if echo is not None:
+        echo(chosen)
     with log_to(out / "demo.log", "secateurs.demo"):
         result = pipeline.run_demo(out, cfg, echo=echo, progress=not opts.quiet)
     res = result.results
@@ -154,7 +163,11 @@ def demo(
         help="Folder for results, written atomically (pipeline default: secateurs-demo).",
     ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads for torch (pipeline; default: torch's)."
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for torch (pipeline). Default: 1 or torch's count, whichever "
+        "trains the model faster here (timed at the start).",
     ),
     quiet: bool = QuietOption,
 ) -> None:

@@ -36,6 +36,14 @@ TrustPickleOption = typer.Option(
     help="Allow MODEL to be a whole pickled module (torch.save(model)); unpickling runs code "
     "from the file, so only for files you trust.",
 )
+CodeOption = typer.Option(
+    None,
+    "--code",
+    help="The Python file (your training script) that defines the classes of a pickled "
+    "MODEL saved from it (torch.save(model) records them as __main__.MyMLP). The file is "
+    "executed as a module (its `if __name__ == '__main__':` block is not), so it needs "
+    "--trust-pickle.",
+)
 EvalOption = typer.Option(
     None,
     "--eval",
@@ -45,8 +53,9 @@ EvalOption = typer.Option(
 
 MODEL_HELP = (
     "A secateurs model file, a state dict (.pt/.pth/.bin/.safetensors) with --arch, a Hugging "
-    "Face model folder, or a pickled module with --trust-pickle. Nothing a file names is run "
-    "unless you pass --trust-arch / --trust-pickle."
+    "Face model folder, or a pickled module with --trust-pickle (and --code FILE when its "
+    "classes are defined in your script). Nothing a file names is run unless you pass "
+    "--trust-arch / --trust-pickle."
 )
 
 
@@ -68,14 +77,20 @@ def cwd_importable() -> Iterator[None]:
 
 
 def load_cli_model(
-    model: Path, arch: str | None, trust_pickle: bool, trust_arch: bool = False
+    model: Path,
+    arch: str | None,
+    trust_pickle: bool,
+    trust_arch: bool = False,
+    code: Path | None = None,
 ) -> nn.Module:
     """Load MODEL in any accepted form (errors are ValueError/FileNotFoundError: exit 2)."""
     from secateurs.io.loading import load_model_any
 
     guard = cwd_importable() if arch is not None else contextlib.nullcontext()
     with guard:
-        return load_model_any(model, arch=arch, trust_pickle=trust_pickle, trust_arch=trust_arch)
+        return load_model_any(
+            model, arch=arch, trust_pickle=trust_pickle, trust_arch=trust_arch, code=code
+        )
 
 
 def resolve_function(spec: str, option: str = "--eval") -> Any:

@@ -15,9 +15,11 @@ import typer
 
 from secateurs.cli.app import app
 from secateurs.cli.common import EXIT_FAILED, QuietOption, fail, user_errors
+from secateurs.cli.export import PruneFormatOption, parse_shape
 from secateurs.cli.options import (
     MODEL_HELP,
     ArchOption,
+    CodeOption,
     EvalOption,
     TrustArchOption,
     TrustPickleOption,
@@ -41,7 +43,13 @@ app.add_typer(prune_app, name="prune")
 _CRITERIA = ("magnitude", "random", "taylor", "snip")
 
 ModelArgument = typer.Argument(..., help=MODEL_HELP)
-OutputOption = typer.Option(..., "--output", "-o", help="The pruned model file to write.")
+OutputOption = typer.Option(
+    ...,
+    "--output",
+    "-o",
+    help="The pruned model to write: NAME.pt/.pth a torch.save state dict for your own class; "
+    "any other name (.safetensors included) the compact secateurs file; see --format.",
+)
 CriterionOption = typer.Option(
     "magnitude",
     "--criterion",
@@ -80,30 +88,36 @@ class _Job:
     evaluate: Any
     before: dict[str, float]
     quiet: bool
+    kind: str = "secateurs"  # what -o writes (`secateurs.cli.export.prune_format`)
 
 
 def _start(
     model: Path,
     output: Path,
     arch: str | None,
-    trust: tuple[bool, bool],
+    trust: tuple[bool, bool, Path | None],
     eval_fn: str | None,
     data: str | None,
     quiet: bool,
+    fmt: str | None = None,
 ) -> _Job:
     """Check the shared options, load the model and measure it (exit 2 on bad input)."""
+    from secateurs.cli.export import prune_format
+
     with user_errors():
-        if output.exists() and output.is_dir():
+        kind = prune_format(output, fmt)
+        if kind != "hf" and output.is_dir():
             raise ValueError(f"--output {output} is a folder")
         evaluate = resolve_function(eval_fn) if eval_fn else None
         batches = resolve_function(data, "--data")() if data else None
-        net = load_cli_model(model, arch, *trust)  # (trust_pickle, trust_arch)
-    return _Job(model, output, arch, net, batches, evaluate, _run_eval(evaluate, net), quiet)
+        net = load_cli_model(model, arch, *trust)  # (trust_pickle, trust_arch, code)
+    before = _run_eval(evaluate, net)
+    return _Job(model, output, arch, net, batches, evaluate, before, quiet, kind)
 
 
 def _finish(job: _Job, net: nn.Module, report: Any) -> None:
     """Print the report and metrics, bake the masks in and write the file."""
-    from secateurs import io
+    from secateurs.cli.export import write_pruned
     from secateurs.prune import make_permanent
 
     after = _run_eval(job.evaluate, net)
@@ -116,8 +130,16 @@ def _finish(job: _Job, net: nn.Module, report: Any) -> None:
         meta: dict[str, Any] = {"source": str(job.source), "command": "prune"}
         if job.before or after:
             meta["eval"] = {"before": job.before, "after": after}
-        io.save(net, job.output, arch=job.arch or None, metadata=meta)
-    typer.echo(f"wrote {job.output} ({job.output.stat().st_size:,} bytes)")
+        written = write_pruned(
+            net,
+            job.output,
+            job.kind,
+            arch=job.arch or None,
+            metadata=meta,
+            reference=job.net if net is not job.net else None,  # structured: a new model
+            quiet=job.quiet,
+        )
+    typer.echo(written)
 
 
 def _selection(include: list[str], exclude: list[str], prune_all: bool) -> dict[str, Any]:
@@ -164,6 +186,8 @@ def unstructured_cmd(
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
     trust_arch: bool = TrustArchOption,
+    code: Path | None = CodeOption,
+    fmt: str | None = PruneFormatOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -174,7 +198,7 @@ def unstructured_cmd(
         if scope not in ("global", "layer"):
             raise ValueError(f"--scope must be 'global' or 'layer', got {scope!r}")
         kwargs = _selection(include, exclude, prune_all)
-    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch, code), eval_fn, data, quiet, fmt)
     with user_errors():
         from secateurs.prune import unstructured_
 
@@ -207,6 +231,8 @@ def nm_cmd(
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
     trust_arch: bool = TrustArchOption,
+    code: Path | None = CodeOption,
+    fmt: str | None = PruneFormatOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -214,7 +240,7 @@ def nm_cmd(
     with user_errors():
         n, m = _parse_nm(pattern)
         kwargs = _selection(include, exclude, prune_all)
-    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch, code), eval_fn, data, quiet, fmt)
     with user_errors():
         from secateurs.prune import nm_
 
@@ -245,13 +271,15 @@ def structured_cmd(
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
     trust_arch: bool = TrustArchOption,
+    code: Path | None = CodeOption,
+    fmt: str | None = PruneFormatOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Remove whole units for real: a smaller, faster ordinary model."""
     with user_errors():
-        shape = _parse_shape(input_shape)
-    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
+        shape = parse_shape(input_shape)
+    job = _start(model, output, arch, (trust_pickle, trust_arch, code), eval_fn, data, quiet, fmt)
     with user_errors():
         import torch
 
@@ -278,6 +306,8 @@ def recipe_cmd(
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
     trust_arch: bool = TrustArchOption,
+    code: Path | None = CodeOption,
+    fmt: str | None = PruneFormatOption,
     eval_fn: str | None = EvalOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -288,12 +318,12 @@ def recipe_cmd(
         settings = load_recipe(recipe)
         if settings.prune.method == "none":
             raise ValueError("the recipe prunes nothing (method: none); there is nothing to apply")
-        shape = _parse_shape(input_shape) if input_shape is not None else None
+        shape = parse_shape(input_shape) if input_shape is not None else None
         if settings.prune.method == "structured" and shape is None:
             raise ValueError("the recipe prunes structurally: give --input-shape to trace MODEL")
     if (note := recipe_caveat(settings)) and not quiet:
         typer.echo(note, err=True)
-    job = _start(model, output, arch, (trust_pickle, trust_arch), eval_fn, data, quiet)
+    job = _start(model, output, arch, (trust_pickle, trust_arch, code), eval_fn, data, quiet, fmt)
     with user_errors():
         import torch
 
@@ -310,16 +340,6 @@ def _parse_nm(text: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"--pattern must look like N:M (e.g. 2:4), got {text!r}") from None
     return n, m
-
-
-def _parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints, got {text!r}") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise ValueError(f"--input-shape needs positive sizes, got {text!r}")
-    return shape
 
 
 def _run_eval(evaluate: Any, net: nn.Module) -> dict[str, float]:

@@ -59,6 +59,13 @@ def run(
         None, "--study", help="Study name (default: the config's `study`, else its file name)."
     ),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Local worker processes."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads per worker. Default with one worker: 1 or torch's count, whichever "
+        "trains the model faster here (timed at the start). N workers get cores / N each.",
+    ),
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -74,6 +81,7 @@ def run(
     The config is a program: the functions its model, data and trainer fields name are
     imported and run (they are printed first), so run only configs you trust.
     """
+    from secateurs.measure.threads import set_threads
     from secateurs.search.config import check_name, load_config
     from secateurs.search.results import render_table, write_results
     from secateurs.search.sources import named_code
@@ -87,6 +95,12 @@ def run(
         if not quiet:
             calls = ", ".join(f"{k}={v}" for k, v in named_code(cfg).items())
             typer.echo(f"{config} runs code: {calls}", err=True)
+        if workers > 1 and threads is not None:
+            raise ValueError("--threads is for one worker; N workers get cores / N threads each")
+        if workers == 1:
+            chosen = set_threads(threads, lambda: _threads_for_sweep(cfg))
+            if not quiet:
+                typer.echo(chosen, err=True)
         try:
             outcome = run_sweep(cfg, url, name, workers=workers, progress=not quiet)
         except WorkerError as e:
@@ -107,11 +121,32 @@ def run(
             console.print("no setting stayed within the tolerance")
     for kind, path in paths.items():
         typer.echo(f"{kind}: {path}")
+    if paths and "report" not in paths:
+        typer.echo('report: skipped (matplotlib is not installed: pip install "secateurs[report]")')
     if outcome.errors:
         raise fail(
             "; ".join(outcome.errors) + " (completed trials are kept; rerun to resume)",
             EXIT_FAILED,
         )
+
+
+def _threads_for_sweep(cfg):
+    """Time a training step of the sweep's model on a batch of its data (1 vs torch's count)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from secateurs.measure.threads import fastest_threads, training_step
+    from secateurs.search.sources import load_data, model_factory
+
+    with torch.random.fork_rng():
+        model = model_factory(cfg)()
+        data = load_data(cfg)
+        n = cfg.budget.batch_size
+        if isinstance(data, tuple):
+            example = data[0][:n]
+        else:  # a Dataset of (input, label) pairs
+            example = default_collate([data[i] for i in range(min(n, len(data)))])[0]
+        return fastest_threads(training_step(model, example))
 
 
 @sweep_app.command("show")
@@ -163,3 +198,5 @@ def show(
     console.print("trials: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(states.items())))
     for kind, path in paths.items():
         typer.echo(f"{kind}: {path}")
+    if paths and "report" not in paths:
+        typer.echo('report: skipped (matplotlib is not installed: pip install "secateurs[report]")')

@@ -84,7 +84,15 @@ class NormRecord:
 
     def _finite(self, values: list[float]) -> torch.Tensor:
         t = torch.tensor(values, dtype=torch.float64)
-        return t[torch.isfinite(t)]
+        finite = t[torch.isfinite(t)]
+        if finite.numel() and not bool((finite != 0).any()):
+            raise ValueError(
+                f"all {finite.numel()} recorded gradients are zero: the loss does not depend on "
+                "the weights, so it is probably the wrong loss for the task (a loss on detached "
+                "or argmax outputs, or targets of the wrong kind); a clipping threshold of 0 "
+                "would stop training. Pass the task's loss (loss_fn=)"
+            )
+        return finite
 
     @property
     def mean(self) -> float:

@@ -5,6 +5,7 @@ Counts stay tensors on the gradients' device; nothing is read until `summary()` 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ import torch
 from secateurs.clip._checks import count
 from secateurs.clip._grads import Target
 from secateurs.clip.stats import ClipStats
+
+ALL_CLIPPED_MIN_STEPS = 20  # fewer steps say little about a threshold
 
 
 class ClipMonitor:
@@ -88,10 +91,29 @@ class ClipMonitor:
         return torch.cat([self._norms[self._pos :], self._norms[: self._pos]])
 
     def summary(self) -> dict[str, float | int | None]:
-        """Steps, clip rate, skips, non-finite steps and norm statistics, as Python numbers."""
+        """Steps, clip rate, skips, non-finite steps and norm statistics, as Python numbers.
+
+        Warns (`UserWarning`) when every one of at least `ALL_CLIPPED_MIN_STEPS` steps was
+        clipped: the threshold sits below the typical gradient norm, so clipping acts on
+        every step like a smaller learning rate instead of catching the rare large ones.
+        """
         norms = self.norms.float()
         finite = norms[torch.isfinite(norms)]
         clipped = int(self._clipped)
+        if self.steps >= ALL_CLIPPED_MIN_STEPS and clipped == self.steps:
+            median = (
+                f" (median norm before clipping {float(finite.median()):.3g})"
+                if (finite.numel())
+                else ""
+            )
+            warnings.warn(
+                f"every one of the {self.steps} steps was clipped{median}: the threshold is "
+                "far below the typical gradient norm, so clipping only shrinks every step; "
+                "raise it (e.g. to the median norm: secateurs.train.record_norms suggests "
+                "thresholds)",
+                UserWarning,
+                stacklevel=2,
+            )
         return {
             "steps": self.steps,
             "clipped": clipped,

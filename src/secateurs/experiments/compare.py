@@ -199,7 +199,10 @@ class _Runner:
             "metric": self.task.metric,
             "higher_is_better": self.task.higher_is_better,
         }
-        m = measure(self.task, model, self.data(), latency_runs=self.cfg.latency_runs)
+        base = self.trained["baseline"].model if variant != "baseline" else None
+        m = measure(
+            self.task, model, self.data(), latency_runs=self.cfg.latency_runs, baseline=base
+        )
         extra = info.pop("metrics", {})
         row.update(m)
         row["metrics"] = {**m["metrics"], **extra}

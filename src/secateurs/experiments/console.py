@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from secateurs.report.html import fmt_bytes, fmt_metric, fmt_ratio
+from secateurs.report.html import fmt_bytes, fmt_metric, fmt_ratio, fmt_speedup
 from secateurs.report.results import finite, summarize
 
 
@@ -35,7 +35,7 @@ def summary_table(results: Mapping[str, Any], title: str | None = None) -> Table
             delta,
             "–" if nz is None else f"{round(nz):,}",
             fmt_ratio(r.get("compression")),
-            fmt_ratio(r.get("speedup")),
+            fmt_speedup(r),
             fmt_bytes(r.get("file_bytes_mean")),
             "–" if rate is None else f"{rate:.2f}",
         )

@@ -43,10 +43,18 @@ def measure(
     *,
     latency_runs: int = 20,
     split: str = "test",
+    baseline: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Metric on `split` and, for the deployable module, parameters, non-zeros, MACs per
-    example, file bytes and median CPU latency (ms) on the task's example batch."""
-    from secateurs.measure import count_macs, count_nonzeros, count_parameters, measure_latency
+    example, file bytes and median CPU latency (ms) on the task's example batch; with a
+    `baseline` model, the speed-up against it timed interleaved (`compare_latency`)."""
+    from secateurs.measure import (
+        compare_latency,
+        count_macs,
+        count_nonzeros,
+        count_parameters,
+        measure_latency,
+    )
 
     metrics = task.evaluate(model, data, split)
     dep = task.deployable(model)
@@ -61,6 +69,11 @@ def measure(
         "latency_ms": timing.median * 1e3,
         "latency_iqr_ms": (timing.q3 - timing.q1) * 1e3,
     }
+    if baseline is not None:
+        paired = compare_latency(
+            task.deployable(baseline), dep, data.example, rounds=max(latency_runs, 4)
+        )
+        out.update(paired.as_dict())
     try:
         out["file_bytes"] = saved_size(dep, task.arch)
     except Exception as e:  # a file-format failure loses one measure, not the whole run

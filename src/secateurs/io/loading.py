@@ -18,8 +18,10 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -27,6 +29,7 @@ from torch import nn
 
 from secateurs.io.bounded import loads_json
 from secateurs.io.model_file import check_regular_file, is_secateurs_file, load
+from secateurs.io.user_code import run_user_code, torch_load_with_code
 
 _STATE_KEYS = ("state_dict", "model_state_dict", "model", "module")
 
@@ -113,29 +116,75 @@ def _load_hf(folder: Path) -> nn.Module:
         ) from None
 
 
-def _torch_load_weights(path: Path, trust_pickle: bool) -> Any:
+def _torch_load_weights(path: Path, trust_pickle: bool, code: ModuleType | None = None) -> Any:
     check_regular_file(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] != b"PK" and magic[:1] != b"\x80":  # neither torch's zip nor a raw pickle
         raise ValueError(f"{path} is not a readable PyTorch file (unknown format)")
+    if _is_torchscript(path):
+        if not trust_pickle:
+            raise ValueError(
+                f"{path} is a TorchScript archive (torch.jit.save): it holds compiled code, so "
+                "it is refused; if you trust the file, pass --trust-pickle (trust_pickle=True)"
+            )
+        return torch.jit.load(str(path), map_location="cpu")
+    if code is not None:  # trusted: the user's classes resolve pickle's __main__ lookups
+        try:
+            return torch_load_with_code(path, code)
+        except Exception as e:
+            raise ValueError(
+                f"{path} could not be unpickled with --code {code.__file__}: "
+                f"{type(e).__name__}: {_first_line(e)}"
+            ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Unsupported global" not in str(e):
             raise ValueError(f"{path} is not a readable PyTorch file ({_first_line(e)})") from None
+        found = pickled_global(e)
         if not trust_pickle:
             raise ValueError(
-                f"{path} is a pickle that holds more than tensors (a whole pickled module?); "
-                "unpickling runs code from the file, so it is refused. If you trust the file, "
-                "pass --trust-pickle (trust_pickle=True)"
+                f"{path} pickles {found or 'Python objects'}, not only tensors (a whole model "
+                "saved with torch.save(model)?); unpickling runs code from the file, so it is "
+                "refused. If you trust the file, pass --trust-pickle"
+                + (
+                    f" and --code FILE, the script that defines {found}"
+                    if found and found.startswith("__main__.")
+                    else ""
+                )
             ) from None
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e2:
-            raise ValueError(f"{path} could not be unpickled ({e2}); first error: {e}") from None
+            if found and found.startswith("__main__.") and isinstance(e2, AttributeError):
+                raise ValueError(
+                    f"{path} was pickled from a script: {found} is not defined here; pass "
+                    "--code FILE naming that script (code= in Python) so its classes load"
+                ) from None
+            raise ValueError(
+                f"{path} could not be unpickled ({type(e2).__name__}: {_first_line(e2)})"
+            ) from None
     except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(f"{path} is not a readable PyTorch file ({e})") from None
+        raise ValueError(f"{path} is not a readable PyTorch file ({_first_line(e)})") from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    """torch.jit.save archives are zip files with a ``code/`` folder and ``constants.pkl``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def pickled_global(error: BaseException) -> str | None:
+    """The ``module.name`` that torch's weights-only unpickler refused, from its message."""
+    match = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+    return match.group(1) if match else None
 
 
 def _first_line(e: Exception) -> str:
@@ -149,15 +198,30 @@ def load_model_any(
     arch_kwargs: Mapping[str, Any] | None = None,
     trust_pickle: bool = False,
     trust_arch: bool = False,
+    code: str | os.PathLike | None = None,
 ) -> nn.Module:
     """Load a model from a secateurs file, a state dict + `arch`, a Hugging Face folder or
     (with `trust_pickle`) a pickled module. Errors say which form was expected and why.
 
     `arch` is the caller's ``"package.module:factory"``; `trust_arch` lets a secateurs file
-    use the factory it records (see `secateurs.io.load`)."""
+    use the factory it records (see `secateurs.io.load`).
+
+    `code` is the Python file (usually the training script) that defines the classes of a
+    pickled model saved from it (``torch.save(model)`` pickles them as ``__main__.MyMLP``);
+    it is run as a module (its ``if __name__ == "__main__":`` block is not), so it needs
+    `trust_pickle` as well.
+    """
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
+    user_code = None
+    if code is not None:
+        if not trust_pickle:
+            raise ValueError(
+                "--code runs the given Python file to unpickle a model; pass --trust-pickle "
+                "(trust_pickle=True) as well if you trust both files"
+            )
+        user_code = run_user_code(code)
     if path.is_dir():
         if (path / "config.json").exists():
             return _load_hf(path)
@@ -184,7 +248,7 @@ def load_model_any(
         model.secateurs_arch = {"factory": arch, "kwargs": dict(arch_kwargs or {})}
         return model
 
-    obj = _torch_load_weights(path, trust_pickle)
+    obj = _torch_load_weights(path, trust_pickle, user_code)
     if isinstance(obj, nn.Module):
         return obj
     state = _extract_state(obj, path)

@@ -3,7 +3,13 @@
 import os
 
 from secateurs.measure.counts import count_nonzeros, count_parameters, parameter_bytes
-from secateurs.measure.latency import Timing, measure_latency, time_callable
+from secateurs.measure.latency import (
+    Speedup,
+    Timing,
+    compare_latency,
+    measure_latency,
+    time_callable,
+)
 from secateurs.measure.macs import count_macs
 from secateurs.measure.metrics import accuracy, mean_loss
 
@@ -14,8 +20,10 @@ def file_size(path: str | os.PathLike) -> int:
 
 
 __all__ = [
+    "Speedup",
     "Timing",
     "accuracy",
+    "compare_latency",
     "count_macs",
     "count_nonzeros",
     "count_parameters",

@@ -20,7 +20,7 @@ from secateurs._conv1d import is_conv1d
 from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import get_mask
 from secateurs.prune.summary import PruneReport
-from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets
+from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets, kept_dense
 from secateurs.prune.unstructured import _apply, _layer
 
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -92,9 +92,11 @@ def nm_(
             if mask is not None:
                 s = torch.where(mask.mask, s, torch.tensor(-math.inf, device=s.device))
             _apply(t, nm_keep(s, n, m, input_dim(t)))
-    return PruneReport(
+    report = PruneReport(
         [_layer(t, 1 - n / m) for t in targets], 1 - n / m, f"nm/{n}:{m}/{crit.name}"
     )
+    report.kept.update(kept_dense(model, targets, exclude))
+    return report
 
 
 def check_nm(weight: torch.Tensor, n: int, m: int, dim: int = 1) -> bool:

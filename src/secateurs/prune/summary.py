@@ -199,7 +199,8 @@ class PruneReport:
 
         lines = [title] if title else []
         lines += [fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows), fmt(total)]
-        return "\n".join(lines)
+        lines += [f"left dense: {name}: {why}" for name, why in self.kept.items()]
+        return "\n".join([*lines, *self.notes])
 
     def _structural_table(self, title: str | None) -> str:
         lines = [title] if title else []

@@ -132,6 +132,36 @@ def _candidates(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
     return out
 
 
+def kept_dense(
+    model: nn.Module,
+    targets: Sequence[Target],
+    exclude: Sequence[Selector] | Selector | _Default = DEFAULT,
+) -> dict[str, str]:
+    """The standard layer weights of `model` that `targets` leaves dense, each with why."""
+    chosen = {id(t.param) for t in targets}
+    default = isinstance(exclude, _Default)
+    dense_ids = _default_exclusions(model) if default else set()
+    exc = [] if default else _check_selectors(exclude, "exclude")  # type: ignore[arg-type]
+    out: dict[str, str] = {}
+    for mod_name, module, attr in _candidates(model):
+        if attr not in _standard_weights(module) or id(original(module, attr)) in chosen:
+            continue
+        full = f"{mod_name}.{attr}" if mod_name else attr
+        hits = [s for s in exc if _matches(s, module, mod_name, full)]
+        if id(module) in dense_ids:
+            what = (
+                "an embedding"
+                if isinstance(module, nn.Embedding | nn.EmbeddingBag)
+                else ("the last Linear (the outputs)")
+            )
+            out[full] = f"{what}, kept dense by default (--all or exclude=[] prunes it)"
+        elif hits:
+            out[full] = f"matches exclude {getattr(hits[0], '__name__', hits[0])!r}"
+        else:
+            out[full] = "not matched by include"
+    return out
+
+
 def _default_exclusions(model: nn.Module) -> set[int]:
     """ids of modules kept dense by default: the last Linear and every embedding."""
     out = set()
@@ -177,6 +207,11 @@ def find_targets(
     against the parameter name (``"encoder.*.weight"``) or the module name (``"net.1"``).
     A pattern that matches nothing is a ValueError (it is almost always a typo).
     """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "a TorchScript module's layers are compiled, so they cannot take pruning masks; "
+            "prune the original nn.Module (its class with the state dict) instead"
+        )
     check_has_values(model)
     inc = _check_selectors(include, "include") if include is not None else None
     default_exclude = isinstance(exclude, _Default)

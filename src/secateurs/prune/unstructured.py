@@ -15,7 +15,14 @@ from secateurs.prune.criteria import Criterion, LossFn, get_criterion
 from secateurs.prune.mask import apply_mask, get_mask, share_mask
 from secateurs.prune.select import ScoreFn, select_smallest
 from secateurs.prune.summary import LayerReport, PruneReport
-from secateurs.prune.targets import DEFAULT, Selector, Target, _Default, find_targets
+from secateurs.prune.targets import (
+    DEFAULT,
+    Selector,
+    Target,
+    _Default,
+    find_targets,
+    kept_dense,
+)
 
 Scope = str | Mapping[str, float]
 
@@ -161,7 +168,20 @@ def unstructured_(
             "Linear and embeddings stay dense: pass exclude=[] to prune them too)"
         )
     crit.prepare(model, targets, data=data, loss_fn=loss_fn)
+    report = _prune(crit, targets, sparsity, threshold, scope, force)
+    report.kept.update(kept_dense(model, targets, exclude))
+    return report
 
+
+def _prune(
+    crit: Criterion,
+    targets: Sequence[Target],
+    sparsity: float | None,
+    threshold: float | None,
+    scope: Scope,
+    force: bool,
+) -> PruneReport:
+    is_dict = isinstance(scope, Mapping)
     with torch.no_grad():
         if any(sharded.is_sharded(t) for t in targets):  # FSDP2: a collective selection
             if is_dict:
@@ -217,6 +237,13 @@ def _by_threshold(
             f"threshold {threshold} would remove every weight of {emptied[:5]}; lower the "
             "threshold, exclude those layers, or pass force=True (--force)"
         )
+    before = sum(int(t.weight.count_nonzero()) for t in targets)
     for t, keep in zip(targets, keeps, strict=True):
         _apply(t, keep)
-    return PruneReport([_layer(t, None) for t in targets], None, f"threshold/{crit.name}")
+    report = PruneReport([_layer(t, None) for t in targets], None, f"threshold/{crit.name}")
+    if report.nonzeros == before:
+        report.notes.append(
+            f"nothing was pruned: no |{crit.name} score| of the chosen weights is below the "
+            f"threshold {threshold:g}"
+        )
+    return report

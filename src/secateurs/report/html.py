@@ -26,7 +26,8 @@ nav a:hover { text-decoration: underline; }
 table { border-collapse: collapse; margin: 8px 0 4px; font-size: 12.5px; width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: right;
          white-space: nowrap; }
-th { background: #f3f5f7; font-weight: 600; position: sticky; top: 0; }
+th { background: #f3f5f7; font-weight: 600; position: sticky; top: 0; white-space: normal;
+     vertical-align: bottom; }
 td.l, th.l { text-align: left; }
 td.num { font-variant-numeric: tabular-nums; }
 tr.base td { background: #f7fafc; font-weight: 600; }
@@ -75,6 +76,14 @@ def fmt_bytes(x: Any) -> str:
 def fmt_ratio(x: Any) -> str:
     v = finite(x)
     return "–" if v is None else f"{v:.2f}×"
+
+
+def fmt_speedup(row: Mapping[str, Any]) -> str:
+    """The speed-up of a summary row, or "≈1 (noise)" when the baseline and the variant,
+    timed interleaved, could not be told apart (the spread of the ratios contains 1)."""
+    if row.get("speedup_within_noise"):
+        return "≈1 (noise)"
+    return fmt_ratio(row.get("speedup"))
 
 
 def fmt_metric(metric: str, mean: Any, std: Any = None) -> str:
@@ -148,7 +157,7 @@ def summary_table(summary: Sequence[Mapping[str, Any]]) -> str:
                 _delta(r),
                 fmt_num(r.get("sparsity"), 3),
                 fmt_ratio(r.get("compression")),
-                fmt_ratio(r.get("speedup")),
+                fmt_speedup(r),
                 fmt_bytes(r.get("file_bytes_mean")),
                 fmt_pm(r.get("steps_to_target_mean"), r.get("steps_to_target_std"), 0),
                 fmt_pm(r.get("clip_rate_mean"), r.get("clip_rate_std"), 2),
@@ -217,7 +226,7 @@ def model_tables(results: Mapping[str, Any], summary: Sequence[Mapping[str, Any]
                     fmt_int(r.get("macs_mean")),
                     fmt_bytes(r.get("file_bytes_mean")),
                     fmt_pm(r.get("latency_ms_mean"), r.get("latency_ms_std"), 3),
-                    fmt_ratio(r.get("speedup")),
+                    fmt_speedup(r),
                     fmt_pm(r.get("steps_to_target_mean"), r.get("steps_to_target_std"), 0),
                     fmt_pm(r.get("loss_spikes_mean"), r.get("loss_spikes_std"), 1),
                     fmt_pm(r.get("nonfinite_steps_mean"), r.get("nonfinite_steps_std"), 1),

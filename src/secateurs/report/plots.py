@@ -40,7 +40,13 @@ def colors(names: Sequence[str]) -> dict[str, str]:
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(dict.fromkeys(names))}
 
 
-def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)) -> tuple[Figure, list]:
+# Sizes chosen so that a figure shown at the report's width (about 1270 px) keeps its text at
+# least as large as the page's small print.
+LEGEND = 9
+SMALL = 9
+
+
+def _grid(n: int, ncols: int = 2, size: tuple[float, float] = (5.6, 4.0)) -> tuple[Figure, list]:
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
@@ -115,7 +121,7 @@ def curves_figure(curves: Sequence[Mapping[str, Any]], kind: str) -> Figure | No
         ax.set_title(model)
         ax.grid(alpha=0.3)
         if len(cs) > 1 or any(c.get("reference") is not None for c in cs):
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=LEGEND, loc="best")
     return fig
 
 
@@ -142,8 +148,15 @@ def pareto_figure(
                 color=cmap[str(r["variant"])],
                 label=str(r["variant"]),
             )
-        front = sorted(pareto_front(pts, bool(rs[0]["higher_is_better"])), key=lambda i: pts[i][0])
-        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="#444444")
+        front = _front(rs)
+        if len(front) >= 2:  # one point alone beats everything: there is no front to draw
+            ax.plot(
+                [pts[i][0] for i in front],
+                [pts[i][1] for i in front],
+                "--",
+                color="#444444",
+                label="Pareto front",
+            )
         ax.xaxis.set_major_formatter(FuncFormatter(_count))
         ax.set_xlim(left=0)
         ax.set_xlabel("non-zero parameters")
@@ -153,8 +166,28 @@ def pareto_figure(
         )
         ax.set_title(model)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=LEGEND, loc="best")
     return fig
+
+
+def _front(rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    pts = [(float(r["nonzeros_mean"]), float(r["value_mean"])) for r in rows]
+    return sorted(pareto_front(pts, bool(rows[0]["higher_is_better"])), key=lambda i: pts[i][0])
+
+
+def pareto_caption(summary: Sequence[Mapping[str, Any]]) -> str:
+    """The caption of `pareto_figure`, saying whether a front was drawn (true to the data)."""
+    rows = [r for r in summary if r.get("nonzeros_mean") and r.get("value_mean") is not None]
+    drawn = any(len(_front(rs)) >= 2 for rs in _by_model(rows).values())
+    text = "Metric against non-zero parameters, mean ± std over seeds"
+    if drawn:
+        return text + (
+            "; dashed: the Pareto front (the variants that no other beats in both non-zeros "
+            "and metric)."
+        )
+    return (
+        text + "; no Pareto front: one variant has both the fewest non-zeros and the best metric."
+    )
 
 
 def layers_figure(
@@ -174,8 +207,8 @@ def layers_figure(
         names = list(dict.fromkeys(str(r["layer"]) for r in ls))[:max_layers]
         variants = list(dict.fromkeys(str(r["variant"]) for r in ls))
         shapes.append((names, variants))
-    sizes = [max(2.0, 0.17 * len(n) * len(v) + 0.9) for n, v in shapes]
-    fig = Figure(figsize=(8.0, sum(sizes) + 0.4), layout="constrained")
+    sizes = [max(2.0, 0.24 * len(n) * len(v) + 1.0) for n, v in shapes]
+    fig = Figure(figsize=(9.0, sum(sizes) + 0.4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(groups), 1, squeeze=False, height_ratios=sizes).ravel().tolist()
     for ax, (model, ls), (names, variants) in zip(axes, groups.items(), shapes, strict=True):
@@ -189,13 +222,18 @@ def layers_figure(
                     ys.append(i + k * height)
                     ws.append(1 - float(r["nonzeros"]) / float(r["params"]))
             ax.barh(ys, ws, height=height, color=cmap.get(v, PALETTE[k % len(PALETTE)]), label=v)
-        ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names, fontsize=7)
+        pruned = {str(r["layer"]) for r in ls if float(r["nonzeros"]) < float(r["params"])}
+        for i, n in enumerate(names):
+            if n not in pruned:  # a bar of width 0 would look like a missing value
+                y = i + 0.4 - height / 2
+                ax.text(0.01, y, "dense (not pruned)", va="center", fontsize=SMALL)
+        ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names, fontsize=SMALL)
         ax.set_ylim(len(names) - 0.2 + 0.4 - height / 2, -0.6 + 0.4 - height / 2)
         ax.set_xlim(0, 1)
-        ax.set_xlabel("sparsity (fraction of zeros)", fontsize=8)
-        ax.set_title(model, fontsize=10)
+        ax.set_xlabel("sparsity (fraction of zeros)", fontsize=10)
+        ax.set_title(model, fontsize=12)
         ax.grid(alpha=0.3, axis="x")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(fontsize=LEGEND, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -228,7 +266,7 @@ def traces_figure(
             )
             thr = finite(t.get("threshold"))
             if thr is not None:
-                ax.axhline(thr, color=color, linestyle="--", linewidth=1)
+                ax.axhline(thr, color=color, linestyle="--", linewidth=1, label="clip threshold")
             if thr is None:
                 continue  # clipped steps are marked where the threshold is drawn
             steps = [s for s in t.get("clipped_steps", []) if 0 <= s < len(g) and g[s] is not None]
@@ -248,7 +286,7 @@ def traces_figure(
         ax.set_ylabel("gradient norm (before clipping)")
         ax.set_title(model)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=LEGEND, loc="best")
     return fig
 
 
@@ -266,7 +304,7 @@ def to_svg(fig: Figure, salt: str) -> str:
     return text[text.index("<svg") :]
 
 
-def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
+def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 140) -> None:
     """Write the figure as a PNG, atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)

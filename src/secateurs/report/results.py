@@ -8,13 +8,16 @@ A results document is a JSON object::
      "runs":   [{"model", "variant", "seed", "metric", "higher_is_better", "value",
                  "metrics": {...}, "params", "nonzeros", "macs", "file_bytes",
                  "latency_ms", "steps_to_target", "loss_spikes", "nonfinite_steps",
-                 "clip_rate", "train_seconds"}, ...],
+                 "clip_rate", "train_seconds", "paired_speedup", "paired_speedup_q1",
+                 "paired_speedup_q3"}, ...],
      "curves": [{"model", "name", "x_label", "y_label", "x": [...], "y": [...],
                  "y_err": [...] | null, "kind": "sparsity" | "sensitivity" | ...}, ...],
      "layers": [{"model", "variant", "layer", "params", "nonzeros"}, ...],
      "traces": [{"model", "variant", "seed", "grad_norm": [...], "loss": [...],
                  "threshold": float | null, "clipped_steps": [int, ...]}, ...]}
 
+"paired_speedup*" is `secateurs.measure.compare_latency` against the model's baseline, timed
+interleaved with it (median ratio and quartiles); where present it is the speed-up shown.
 Only "runs" is required; any measure may be null where it does not apply (a run that was
 not possible records why in "metrics"/"error").
 """
@@ -43,6 +46,9 @@ MEASURES = (
     "nonfinite_steps",
     "clip_rate",
     "train_seconds",
+    "paired_speedup",
+    "paired_speedup_q1",
+    "paired_speedup_q3",
 )
 
 
@@ -146,6 +152,12 @@ def summarize(results: Mapping[str, Any], baseline: str | None = None) -> list[d
         b = base.get(row["model"])
         row["compression"] = _ratio(b and b["nonzeros_mean"], row["nonzeros_mean"])
         row["speedup"] = _ratio(b and b["latency_ms_mean"], row["latency_ms_mean"])
+        row["speedup_within_noise"] = None
+        if not row["is_baseline"] and row["paired_speedup_mean"] is not None:
+            # timed interleaved with the baseline: the honest figure, and its spread
+            row["speedup"] = row["paired_speedup_mean"]
+            q1, q3 = row["paired_speedup_q1_mean"], row["paired_speedup_q3_mean"]
+            row["speedup_within_noise"] = q1 is not None and q3 is not None and q1 <= 1 <= q3
         row["size_ratio"] = _ratio(b and b["file_bytes_mean"], row["file_bytes_mean"])
         bv, v = (b or {}).get("value_mean"), row["value_mean"]
         row["delta_vs_baseline"] = v - bv if v is not None and bv is not None else None

@@ -157,7 +157,7 @@ def write_report(
         ),
         "pareto": (
             plots.pareto_figure(summary, palette),
-            "Metric against non-zero parameters, mean ± std over seeds; dashed: Pareto front.",
+            plots.pareto_caption(summary),
         ),
         "layers": (
             plots.layers_figure(res.get("layers", []), palette),
@@ -188,8 +188,10 @@ def write_report(
             H.summary_table(summary)
             + '<p class="note">Δ vs baseline: difference of the mean metric to the same model '
             "trained without clipping or pruning. Compression: baseline non-zero parameters / "
-            "non-zero parameters. Speed-up: baseline CPU latency / latency (median of repeated "
-            "runs; unstructured zeros are still computed, so they rarely speed anything up). "
+            "non-zero parameters. Speed-up: baseline CPU latency / latency, timed interleaved with "
+            "the baseline (median ratio over rounds); ≈1 (noise) when the spread of the ratios "
+            "includes 1 (unstructured zeros are still computed, so they rarely speed anything "
+            "up). "
             "Steps to target: optimizer steps until the validation metric first met the task's "
             "target.</p>",
         ),

@@ -33,6 +33,7 @@ PARAM_ORDER = (
 FIGURES = (
     "metric_mean",
     "metric_std",
+    "dense_mean",
     "drop",
     "feasible",
     "achieved_sparsity",
@@ -61,6 +62,8 @@ def trial_rows(study: Any, *, complete_only: bool = False) -> list[dict[str, Any
         row.update({k: v for k, v in params.items() if k not in PARAM_ORDER})
         result = t.user_attrs.get("result") or {}
         row.update({k: result.get(k) for k in FIGURES if k in result})
+        if t.state.name == "COMPLETE":
+            row["setting"] = _setting(row)
         if "skipped" in t.user_attrs:
             row["note"] = t.user_attrs["skipped"]
         rows.append(row)
@@ -165,7 +168,8 @@ def best_recipe(study: Any) -> Any:
 
 
 def write_results(study: Any, out_dir: str | Path) -> dict[str, Path]:
-    """Write trials.csv, results.json, pareto.csv (multi-objective) and best-recipe.yaml."""
+    """Write trials.csv, results.json, pareto.csv (multi-objective), best-recipe.yaml and
+    report.html (when matplotlib, the `report` extra, is installed)."""
     out = Path(out_dir)
     data = summary(study)
     paths = {
@@ -177,6 +181,18 @@ def write_results(study: Any, out_dir: str | Path) -> dict[str, Path]:
     recipe = best_recipe(study)
     if recipe is not None:
         paths["recipe"] = save_recipe(recipe, out / "best-recipe.yaml")
+    from secateurs.report import write_report
+    from secateurs.report.documents import sweep_document
+
+    config = stored_config(study)
+    higher = config is None or config.objective.metric == "accuracy"
+    try:
+        paths["report"] = write_report(
+            sweep_document(data, higher_is_better=higher), out / "report.html"
+        ).html
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "matplotlib":
+            raise  # only the missing report extra skips the report
     return paths
 
 
@@ -200,7 +216,7 @@ def render_table(study: Any, *, title: str | None = None) -> Any:
         ("trial", "right"),
         ("setting", "left"),
         (metric, "right"),
-        ("drop", "right"),
+        ("Δ vs dense", "right"),
         ("achieved", "right"),
         ("nonzeros", "right"),
         ("ok", "center"),
@@ -218,7 +234,8 @@ def render_table(study: Any, *, title: str | None = None) -> Any:
             str(r["trial"]) + (f" {mark}" if mark else ""),
             _setting(r),
             f"{r['metric_mean']:.4f} ± {r['metric_std']:.4f}",
-            f"{r['drop']:+.4f}",
+            # the same sign as the demo's "Δ vs base": the setting's metric minus the dense one
+            f"{r['metric_mean'] - r['dense_mean']:+.4f}",
             f"{r['achieved_sparsity']:.3f}",
             f"{r['nonzeros']:,.0f}",
             "yes" if r.get("feasible") else "no",
