@@ -89,12 +89,12 @@ def compare(
             raise ValueError(f"--out {str(out)!r} exists and is not a folder")
     from secateurs.measure.threads import set_threads, threads_for_tasks
 
-    chosen = set_threads(threads, lambda: threads_for_tasks(list(cfg.models)))
+    threads_note = set_threads(threads, lambda: threads_for_tasks(list(cfg.models)))
     if not quiet:
-        typer.echo(chosen)
+        typer.echo(threads_note)
     with log_to(out / "compare.log", "secateurs.compare") as log:
         log.info("config: %s", cfg)
-        log.info("threads: %s", chosen)
+        log.info("threads: %s", threads_note)
         try:
             results = run_compare(
                 cfg,

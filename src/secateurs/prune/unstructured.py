@@ -168,12 +168,13 @@ def unstructured_(
             "Linear and embeddings stay dense: pass exclude=[] to prune them too)"
         )
     crit.prepare(model, targets, data=data, loss_fn=loss_fn)
-    report = _prune(crit, targets, sparsity, threshold, scope, force)
+    report = _prune(model, crit, targets, sparsity, threshold, scope, force)
     report.kept.update(kept_dense(model, targets, exclude))
     return report
 
 
 def _prune(
+    model: nn.Module,
     crit: Criterion,
     targets: Sequence[Target],
     sparsity: float | None,
