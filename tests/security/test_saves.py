@@ -73,3 +73,25 @@ def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [target.name, live.name, other.name]
     )
+
+
+def test_saves_name_an_unnamed_temporary_where_the_kernel_has_one(tmp_path, monkeypatch):
+    """On Linux a save never passes through a named temporary (which a kill -9 would leave):
+    the O_TMPFILE file is named with linkat(AT_EMPTY_PATH), as /proc/self/fd links fail with
+    EXDEV on some machines (this project's CI among them)."""
+    import pytest
+
+    from secateurs.io import atomic
+
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except (AttributeError, OSError):
+        pytest.skip("no O_TMPFILE on this system: saves use named temporaries")
+
+    def named(*_a, **_k):
+        raise AssertionError("fell back to a named temporary")
+
+    monkeypatch.setattr(atomic, "atomic_path", named)
+    target = atomic.write_bytes_atomic(tmp_path / "m.bin", b"whole")
+    assert target.read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.bin"]

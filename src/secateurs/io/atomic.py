@@ -84,6 +84,31 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+
+
+def _link_fd(fd: int, name: Path) -> None:
+    """Give the unnamed file `fd` the name `name`.
+
+    ``linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH)`` first: some kernels and sandboxes refuse
+    the ``/proc/self/fd`` route with EXDEV (seen on this project's CI machine, which made every
+    save fall back to a named temporary). Then the ``/proc/self/fd`` link, which needs no
+    privilege where it works.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        linkat = libc.linkat
+    except (OSError, AttributeError):
+        linkat = None
+    if linkat is not None and linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) == 0:
+        return
+    os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+
+
 def _write_unnamed(target: Path, data: bytes) -> bool:
     """Write `data` into an O_TMPFILE file and name it `target`; False if unsupported."""
     flag = getattr(os, "O_TMPFILE", None)
@@ -99,7 +124,7 @@ def _write_unnamed(target: Path, data: bytes) -> bool:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
         name = target.parent / f"{_temp_prefix(target)}{os.urandom(4).hex()}.tmp"
-        os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+        _link_fd(fd, name)
     except OSError:
         os.close(fd)
         return False
