@@ -277,13 +277,19 @@ def bench_llmc(reps: int, steps: int) -> list[dict[str, Any]]:
 
     if not Path(LLMC_PYTHON).exists():
         raise SystemExit(f"llm-compressor venv not found at {LLMC_PYTHON}")
-    version = subprocess.run(
-        [LLMC_PYTHON, "-c", "import llmcompressor; print(llmcompressor.__version__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    version = (
+        subprocess.run(
+            [LLMC_PYTHON, "-c", "import llmcompressor; print(llmcompressor.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )  # the last line: llmcompressor may log a warning first
+    t0 = time.perf_counter()
     dense, corpus = _train_llama(steps)
+    train_s = time.perf_counter() - t0
     pick = torch.randperm(len(corpus.train), generator=torch.Generator().manual_seed(1))[:128]
     calibration = [
         {
@@ -302,6 +308,8 @@ def bench_llmc(reps: int, steps: int) -> list[dict[str, Any]]:
             "pattern": "dense",
             "perplexity": dense_ppl,
             "llmcompressor": version,
+            "train_steps": steps,
+            "train_seconds": train_s,
         }
     ]
     print(json.dumps(rows[-1]), flush=True)
