@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ def _sum_squares(values: Sequence[Any]) -> Any:
     return ops.sum(ops.stack([ops.sum(ops.square(ops.cast(v, "float32"))) for v in values]))
 
 
-class Rule:
+class Rule(ABC):
     """A clipping rule on Keras gradients: `clip(grads, variables) -> (grads, stats)`.
 
     `build(optimizer)` creates the rule's state as optimizer variables (saved with the
@@ -31,9 +32,11 @@ class Rule:
 
     def build(self, optimizer: keras.optimizers.Optimizer) -> None:
         """Create state variables with `optimizer.add_variable` (none by default)."""
+        return None
 
+    @abstractmethod
     def clip(self, grads: list[Any], variables: list[Any]) -> tuple[list[Any], dict[str, Any]]:
-        raise NotImplementedError
+        """The clipped gradients (None stays None) and the step's statistics."""
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -114,8 +117,9 @@ class AGC(Rule):
 class GlobalNormRule(Rule):
     """Scale all gradients by ``min(1, threshold / (norm + 1e-6))`` from their global L2 norm."""
 
+    @abstractmethod
     def threshold(self, total: Any) -> Any:
-        raise NotImplementedError
+        """The threshold for this step, given the global norm `total` (may update state)."""
 
     def clip(self, grads: list[Any], variables: list[Any]) -> tuple[list[Any], dict[str, Any]]:
         present = [g for g in grads if g is not None]

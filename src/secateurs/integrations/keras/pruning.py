@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from keras import ops
 from secateurs.integrations.keras.clipping import _layers
 
 
-class PruningSchedule:
+class PruningSchedule(ABC):
     """TF Model Optimization's schedule contract: `(step) -> (prune_now, sparsity)`.
 
     Pruning happens at steps ``begin_step, begin_step + frequency, ...`` up to `end_step`
@@ -34,8 +35,9 @@ class PruningSchedule:
         in_range = step >= self.begin_step and (self.end_step == -1 or step <= self.end_step)
         return in_range and (step - self.begin_step) % self.frequency == 0
 
+    @abstractmethod
     def sparsity(self, step: int) -> float:
-        raise NotImplementedError
+        """The target sparsity at optimizer step `step`."""
 
     def __call__(self, step: int) -> tuple[bool, float]:
         return self.prune_now(step), self.sparsity(step)
