@@ -6,20 +6,16 @@ the clipped gradients under DDP and under FSDP2 must equal it, rule by rule, ste
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
+from gloo_helpers import run_gloo
 from secateurs.clip import AGC, AutoClip, ByNorm, ByValue, ZClip, chain
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
-WORLD = 2
 STEPS = 3
 
 RULES = {
@@ -117,26 +113,13 @@ def _torch_fsdp_reference(rank: int) -> None:
         torch.testing.assert_close(_full(p.grad), _full(q.grad), rtol=1e-6, atol=1e-8)
 
 
-def _worker(rank: int, port: int) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        for kind in ("ddp", "fsdp"):
-            for name in RULES:
-                _check(name, kind, rank)
-        _torch_fsdp_reference(rank)
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _checks(rank: int) -> None:
+    for kind in ("ddp", "fsdp"):
+        for name in RULES:
+            _check(name, kind, rank)
+    _torch_fsdp_reference(rank)
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_ddp_and_fsdp2_equal_single_process():
-    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD, join=True)
+    run_gloo(_checks)

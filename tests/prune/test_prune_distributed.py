@@ -8,22 +8,17 @@ zero, on every rank.
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
+from gloo_helpers import WORLD, run_gloo
 from secateurs import prune
 from secateurs.clip import ByNorm
 from secateurs.prune.mask import get_mask
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
-
-WORLD = 2
 
 
 def _model(ties: bool) -> nn.Module:
@@ -121,26 +116,13 @@ def _check_ddp(rank: int) -> None:
     assert torch.equal(gathered[0], gathered[1])
 
 
-def _worker(rank: int, port: int) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        for ties in (False, True):
-            for scope in ("global", "layer"):
-                _check_fsdp(rank, ties, scope)
-        _check_ddp(rank)
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _checks(rank: int) -> None:
+    for ties in (False, True):
+        for scope in ("global", "layer"):
+            _check_fsdp(rank, ties, scope)
+    _check_ddp(rank)
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_fsdp2_and_ddp_prune_as_one_process():
-    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD, join=True)
+    run_gloo(_checks)
