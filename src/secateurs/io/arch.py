@@ -498,8 +498,10 @@ def _set_child(root: nn.Module, name: str, child: nn.Module) -> None:
     setattr(parent, leaf, child)
 
 
-def _build_leaf(entry: dict[str, Any], dtype: torch.dtype) -> nn.Module:
-    cls = _torch_nn_class(entry.get("type"))
+def _build_leaf(
+    entry: dict[str, Any], dtype: torch.dtype, cls: type[nn.Module] | None = None
+) -> nn.Module:
+    cls = cls or _torch_nn_class(entry.get("type"))
     if "args" not in entry:
         try:
             return cls().to(dtype)
@@ -520,6 +522,25 @@ def _build_leaf(entry: dict[str, Any], dtype: torch.dtype) -> nn.Module:
             return cls(**args).to(leaf_dtype)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"cannot build a {entry['type']} from {args} ({e})") from None
+
+
+def _resize_leaf(module: nn.Module, entry: dict[str, Any], dtype: torch.dtype) -> None:
+    """Give `module` (a subclass of a torch.nn layer, built by the factory) the recorded sizes.
+
+    Its own class is not built from the file (that would run code the file names): the
+    torch.nn layer it derives from is built with the recorded arguments, and its parameters,
+    buffers and plain attributes (``normalized_shape``, ``in_features``, ...) move over, so
+    the subclass keeps its own forward and extra attributes (e.g. a ``data_format``).
+    """
+    base = next(cls for cls, _ in _LEAF_TYPES if isinstance(module, cls))
+    fresh = _build_leaf(entry, dtype, cls=base)
+    for key, value in vars(fresh).items():
+        if not key.startswith("_") and key != "training":
+            setattr(module, key, value)
+    for key, param in fresh.named_parameters(recurse=False):
+        setattr(module, key, param)
+    for key, buf in fresh.named_buffers(recurse=False):
+        module._buffers[key] = buf
 
 
 def _narrow_params(module: nn.Module, name: str, shapes: dict[str, Any]) -> None:
@@ -615,6 +636,11 @@ def rebuild(
                 f"recorded {entry.get('type')}; the factory builds a different architecture"
             )
         if "args" in entry and _leaf_args(current) != entry["args"]:
+            if _known_class(entry.get("type")) is None and any(
+                isinstance(current, cls) for cls, _ in _LEAF_TYPES
+            ):
+                _resize_leaf(current, entry, dtype)  # a subclass the factory built, resized
+                continue
             replacement = _build_leaf(entry, dtype)
             if name:
                 _set_child(model, name, replacement)

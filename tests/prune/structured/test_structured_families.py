@@ -78,3 +78,47 @@ def test_family_prunes_exactly_and_round_trips(family: str, tmp_path) -> None:
         prompt.pop("decoder_input_ids", None)
         out = pruned.generate(**prompt, max_new_tokens=3, do_sample=False)
         assert out.shape[0] == 2 and out.shape[1] >= 3
+
+
+# Families whose residual stream (hidden size) prune_embedding=True narrows: position
+# embeddings, class tokens, shifted windows, RMSNorm statistics and fused projections follow.
+STREAM = ("llama", "phi3", "vit", "swin", "convnext")
+
+
+@pytest.mark.parametrize("family", STREAM)
+def test_prune_embedding_narrows_the_residual_stream(family: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    model, example = FAMILIES[family]()
+    model.eval()
+    with torch.no_grad():
+        expected = _tensors(call(model, example))
+    _, inner = structured(model, example, ratio=0.4, importance="l1")
+    pruned, report = structured(model, example, ratio=0.4, importance="l1", prune_embedding=True)
+    pruned.eval()
+    with torch.no_grad():
+        got = _tensors(call(pruned, example))
+    assert [t.shape for t in got] == [t.shape for t in expected]
+    assert all(torch.isfinite(t).all() for t in got)
+    # the stream is narrowed on top of what default pruning removes
+    stream = [g for g in report.groups if len(g.modules) > 6 and g.after < g.before]
+    assert stream, report.to_table()
+    assert report.params_after < 0.8 * inner.params_after
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sio.save(pruned, tmp_path / "m.safetensors")
+        loaded = sio.load(tmp_path / "m.safetensors").eval()
+    with torch.no_grad():
+        for a, b in zip(_tensors(call(loaded, example)), got, strict=True):
+            torch.testing.assert_close(a, b)
+    if family in ("llama", "phi3"):
+        # the config describes the result: transformers alone rebuilds it
+        assert pruned.config.hidden_size == stream[0].after
+        pruned.save_pretrained(tmp_path / "hf")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hf = type(model).from_pretrained(tmp_path / "hf").eval()
+        with torch.no_grad():
+            torch.testing.assert_close(hf(**example).logits, got[0])
+        prompt = {"input_ids": example["input_ids"][:, :3]}
+        out = hf.generate(**prompt, max_new_tokens=3, do_sample=False)
+        assert out.shape == (2, 6)

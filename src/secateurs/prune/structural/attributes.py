@@ -31,6 +31,7 @@ CONFIG_HEADS = (
     "n_head",
 )
 CONFIG_KV = ("num_key_value_heads",)
+CONFIG_HIDDEN = ("hidden_size", "d_model", "n_embd", "embed_dim")
 CONFIG_FFN = (
     "intermediate_size",
     "d_ff",
@@ -56,6 +57,7 @@ class Change:
     kv_after: int = 0
     head_dim: int = 0
     owners: tuple[str, ...] = ()  # the modules that hold the group's layers
+    stream: bool = False  # channels of the residual stream (they cross several blocks)
 
 
 def change_of(group: Group, removed: list[int]) -> Change:
@@ -73,7 +75,8 @@ def change_of(group: Group, removed: list[int]) -> Change:
         )
         kv = len(group.parents)
         return Change(name, "gqa", n, n - len(removed), kv, kv - kv_gone, hd, owners)
-    return Change(name, group.kind, n, n - len(removed), head_dim=hd, owners=owners)
+    stream = group.kind == "channel" and len(owners) > 2
+    return Change(name, group.kind, n, n - len(removed), head_dim=hd, owners=owners, stream=stream)
 
 
 def _set_if(module: nn.Module, names: tuple[str, ...], old: int, new: int) -> None:
@@ -90,6 +93,8 @@ def fix_modules(model: nn.Module, changes: list[Change]) -> None:
             continue
         hd = ch.head_dim
         owners = [model.get_submodule(o) if o else model for o in ch.owners]
+        if ch.stream:
+            continue  # the stream's width is read from the weights, or from the config
         if ch.kind == "channel":
             for m in owners:
                 _set_if(m, CONFIG_FFN, ch.before, ch.after)
@@ -131,6 +136,7 @@ def fix_configs(model: nn.Module, changes: list[Change]) -> list[str]:
                 c.kv_after,
                 c.head_dim,
                 tuple(o[len(name) + 1 :] if name else o for o in c.owners),
+                c.stream,
             )
             for c in changes
             if not name or c.prefix == name or c.prefix.startswith(name + ".")
@@ -151,10 +157,23 @@ def fix_config(model: nn.Module, changes: list[Change]) -> list[str]:
     if config is None:
         return []
     before: dict[str, object] = {
-        k: getattr(config, k, None) for k in CONFIG_HEADS + CONFIG_KV + CONFIG_FFN
+        k: getattr(config, k, None) for k in CONFIG_HEADS + CONFIG_KV + CONFIG_FFN + CONFIG_HIDDEN
     }
     notes = _update_config(model, config, changes)
     head_dims = {c.head_dim for c in changes if c.kind in ("head", "gqa") and c.after != c.before}
+    heads = getattr(config, "num_attention_heads", None)
+    hidden = before.get("hidden_size")
+    if (
+        not head_dims
+        and isinstance(hidden, int)
+        and isinstance(heads, int)
+        and heads > 0
+        and hidden % heads == 0
+        and getattr(config, "hidden_size", None) != hidden
+    ):
+        # The residual stream narrowed but not the heads: they keep their size, which
+        # families that derive it from hidden_size / heads must now read from the config.
+        head_dims = {hidden // heads}
     if (
         len(head_dims) == 1
         and hasattr(config, "to_dict")
@@ -205,14 +224,18 @@ def _update_config(model: nn.Module, config: object, changes: list[Change]) -> l
     heads: dict[int, set[int]] = defaultdict(set)
     kv: dict[int, set[int]] = defaultdict(set)
     width: dict[int, set[int]] = defaultdict(set)
+    hidden: dict[int, set[int]] = defaultdict(set)
     for ch in changes:
         if ch.kind in ("head", "gqa"):
             heads[ch.before].add(ch.after)
             if ch.kind == "gqa":
                 kv[ch.kv_before].add(ch.kv_after)
+        elif ch.stream:
+            hidden[ch.before].add(ch.after)
         elif ch.kind == "channel":
             width[ch.before].add(ch.after)
-    for names, seen in ((CONFIG_HEADS, heads), (CONFIG_KV, kv), (CONFIG_FFN, width)):
+    fields = ((CONFIG_HEADS, heads), (CONFIG_KV, kv), (CONFIG_FFN, width), (CONFIG_HIDDEN, hidden))
+    for names, seen in fields:
         for attr in names:
             value = getattr(config, attr, None)
             if not isinstance(value, int) or isinstance(value, bool) or value not in seen:

@@ -246,7 +246,11 @@ _POOL = _ops(
     "reflection_pad2d",
     "replication_pad2d",
 )
+_COPY = _ops(
+    "to", "_to_copy", "clone", "contiguous", "alias", "detach", "type_as", "lift_fresh_copy"
+)  # fmt: skip
 _REDUCE = {_A.mean, _A.sum, _A.amax, _A.amin, _A.var, _A.std, _A.max, _A.min, _A.var_mean}
+_STATISTICS = {_A.mean, _A.var, _A.std, _A.var_mean}
 _VIEW = {_A.view, _A.reshape, _A._unsafe_view, _A.flatten, _A.unflatten}
 _NO_TENSOR = _ops(
     "sym_size",
@@ -305,6 +309,30 @@ _BATCH_NORM = _ops(
     "_batch_norm_no_update",
 )
 _RNN = {_A.lstm: "LSTM", _A.gru: "GRU", _A.rnn_tanh: "RNN_TANH", _A.rnn_relu: "RNN_RELU"}
+
+
+def _moved_dims(node: fx.Node, ndim: int) -> set[int] | None:
+    """The dimensions along which a pooling, padding, resampling or roll moves values.
+
+    Pools and resamplings work on the last 1, 2 or 3 dimensions (their name says which);
+    a pad on the dimensions its non-zero pad widths name, from the last one backwards;
+    a roll on its ``dims``. None when it cannot be told (a roll of the flattened tensor).
+    """
+    p = _packet(node.target)
+    name = str(p).rpartition(".")[2]
+    if p is _A.roll:
+        dims = node.args[2] if len(node.args) > 2 else node.kwargs.get("dims", ())
+        dims = [dims] if isinstance(dims, int) else list(dims or ())
+        return {int(d) % ndim for d in dims} or None
+    if p in (_A.constant_pad_nd, _A.pad):
+        pad = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())
+        if not all(isinstance(v, int) for v in pad):
+            return None
+        return {ndim - 1 - i for i in range(len(pad) // 2) if pad[2 * i] or pad[2 * i + 1]}
+    for k in (1, 2, 3):
+        if f"{k}d" in name:
+            return set(range(ndim - k, ndim))
+    return None
 
 
 def _packet(target: Any) -> Any:
@@ -434,6 +462,23 @@ class _Propagator:
             return Tracked(value.axes[axes[0]], axes[0] + ndim - len(value.axes), ndim)
         return None
 
+    def _param_along(self, value: ParamRef, ndim: int, out_ndim: int, target: int | None) -> Any:
+        """`value` (a parameter of `ndim` dims broadcast to `out_ndim`) tracked along `target`.
+
+        Its axis under `target` carries its elements; any other axis longer than 1 is read
+        as it is and frozen. Without a target, its only (first) long axis is tracked.
+        """
+        if target is None:
+            return self._as_tracked(value, ndim)
+        axis = target - (out_ndim - len(value.axes))
+        if not 0 <= axis < len(value.axes) or len(value.axes[axis]) <= 1:
+            self._freeze_value(value, f"{value.module}.{value.attr} used directly")
+            return None
+        for i, ids in enumerate(value.axes):
+            if i != axis and len(ids) > 1:
+                self.uf.freeze(ids, f"{value.module}.{value.attr} used directly")
+        return Tracked(value.axes[axis], axis + ndim - len(value.axes), ndim)
+
     def _use_in(self, t: Any, ids: list[int], ndim: int, dim: int, what: str) -> None:
         """A layer reads the elements of `t` at `dim` with its input axis `ids`."""
         if isinstance(t, Poison):
@@ -486,6 +531,9 @@ class _Propagator:
         elif p in _UNARY:
             for a in list(args[1:]) + list(node.kwargs.values()):
                 self._freeze_value(self._val(a), f"argument of {name}")
+            if isinstance(x, ParamRef) and p in _COPY:
+                self.env[node] = x  # still the parameter, in another dtype or memory
+                return
             if isinstance(x, ParamRef):
                 x = self._as_tracked(x, ndim)
             self.env[node] = x if isinstance(x, Tracked) else self._poisoned(x)
@@ -513,8 +561,8 @@ class _Propagator:
             self._rnn(node, _RNN[p])
         elif p is _A.scaled_dot_product_attention:
             self._sdpa(node)
-        elif p in _POOL:
-            t = self._keep_dim(x, 1, ndim, name)
+        elif p in _POOL or p is _A.roll:
+            t = self._keep_dim(x, _moved_dims(node, ndim), name)
             self.env[node] = (t, None) if p is _A.max_pool2d_with_indices else t
         elif p in _VIEW:
             self.env[node] = self._reshape(x, shape, out_shape, name)
@@ -552,10 +600,11 @@ class _Propagator:
             self._freeze_value(x, f"{x.module}.{x.attr} used by an unmodelled operation")
         return None
 
-    def _keep_dim(self, x: Any, dim: int, ndim: int, what: str) -> Any:
+    def _keep_dim(self, x: Any, moved: set[int] | None, what: str) -> Any:
+        """`x` through an operation that moves values along the dimensions `moved` only."""
         if not isinstance(x, Tracked):
             return self._poisoned(x)
-        if x.dim % ndim != dim % ndim:
+        if moved is None or x.dim % x.ndim in moved:
             self.uf.freeze(x.ids, f"{what} mixes these channels' positions")
             return None
         return x
@@ -828,12 +877,22 @@ class _Propagator:
             return
         nd = len(out_shape)
         operands = [a for a in list(node.args) + list(node.kwargs.values())]
+        # The dimension that carries elements, from the first activation operand: parameters
+        # (a position embedding, a layer scale) are then read along that same dimension.
+        target = next(
+            (
+                (v.dim % v.ndim) + nd - v.ndim
+                for v in (self._val(a) for a in operands)
+                if isinstance(v, Tracked)
+            ),
+            None,
+        )
         vals = []
         for a in operands:
             v = self._val(a)
             s = _meta_shape(a)
             if isinstance(v, ParamRef):
-                v = self._as_tracked(v, len(s or ()))
+                v = self._param_along(v, len(s or ()), nd, target)
             elif isinstance(v, Poison):
                 self.uf.freeze(v.ids, v.reason)
                 v = None
@@ -868,11 +927,19 @@ class _Propagator:
             return
         ids: list[int] = []
         others: list[Tracked] = []
+        target = next(
+            (
+                v.dim % v.ndim
+                for v in (self._val(i) for i in items)
+                if isinstance(v, Tracked) and v.ndim == nd
+            ),
+            None,
+        )
         for item in items:
             v = self._val(item)
             s = _meta_shape(item)
             if isinstance(v, ParamRef):
-                v = self._as_tracked(v, len(s or ()))
+                v = self._param_along(v, len(s or ()), nd, target)
             if isinstance(v, Tracked) and v.dim % v.ndim == dim:
                 ids.extend(v.ids)
                 continue
@@ -1138,7 +1205,11 @@ class _Propagator:
 
     def _unsqueeze(self, node: fx.Node, x: Any, ndim: int) -> None:
         if isinstance(x, ParamRef):
-            x = self._as_tracked(x, ndim)
+            # Still the parameter, with one more axis of size 1: which axis carries the
+            # elements is decided where it meets an activation.
+            dim = int(node.args[1]) % (ndim + 1)
+            self.env[node] = ParamRef(x.module, x.attr, [*x.axes[:dim], [], *x.axes[dim:]])
+            return
         if not isinstance(x, Tracked):
             self.env[node] = self._poisoned(x)
             return
@@ -1167,6 +1238,12 @@ class _Propagator:
         self.env[node] = Tracked(x.ids, new, len(out_shape))
 
     def _expand(self, node: fx.Node, x: Any, shape: Any, out_shape: Any, repeat: bool) -> None:
+        if isinstance(x, ParamRef) and not repeat and shape is not None and out_shape is not None:
+            # A broadcast parameter (a class token expanded over the batch): still the
+            # parameter, with new leading axes; its size-1 axes carry no elements.
+            grown: list[list[int]] = [[] for _ in range(len(out_shape) - len(shape))]
+            self.env[node] = ParamRef(x.module, x.attr, grown + x.axes)
+            return
         if isinstance(x, ParamRef):
             x = self._as_tracked(x, len(shape or ()))
         if not isinstance(x, Tracked) or shape is None or out_shape is None:
@@ -1208,6 +1285,13 @@ class _Propagator:
         dims = [int(v) % ndim for v in (dims if isinstance(dims, list | tuple) else [dims])]
         d = x.dim % ndim
         if d in dims:
+            p = _packet(node.target)
+            if self.prune_embedding and p in _STATISTICS:
+                # A mean or variance over the channels is a norm's statistic (RMSNorm, a
+                # hand-written LayerNorm): it changes, as a LayerNorm's does, which
+                # prune_embedding=True accepts. The result carries no channels.
+                self.env[node] = (None, None) if p is _A.var_mean else None
+                return
             self.uf.freeze(x.ids, f"{what} over the channels")
             self.env[node] = None
             return
