@@ -111,12 +111,12 @@ def _tp_prune_cnn(model: nn.Module, x: torch.Tensor, ratio: float) -> nn.Module:
     return model
 
 
-def _ratio_for_macs(model: nn.Module, x: torch.Tensor, target: float) -> float:
+def _ratio_for_macs(model: nn.Module, x: Any, target: float, **options: Any) -> float:
     """Smallest ratio (to 0.01) whose pruned model has at least `target` x fewer MACs."""
     lo, hi = 0.0, 0.9
     for _ in range(8):
         mid = (lo + hi) / 2
-        _, report = structured(model, x, ratio=mid)
+        _, report = structured(model, x, ratio=mid, **options)
         if report.mac_reduction >= target:
             hi = mid
         else:
@@ -212,10 +212,15 @@ def _embed(model: nn.Module, feats: dict[str, torch.Tensor], batch: int = 64) ->
 
 
 def _tp_prune_bert(st_model: nn.Module, feats: dict[str, torch.Tensor], ratio: float) -> nn.Module:
+    model = copy.deepcopy(st_model)
+    _tp_prune_bert_core(model[0].auto_model, feats, ratio)
+    return model
+
+
+def _tp_prune_bert_core(bert: nn.Module, feats: dict[str, torch.Tensor], ratio: float) -> None:
+    """Torch-Pruning's BERT recipe, in place: heads and MLP channels, the stream kept."""
     import torch_pruning as tp
 
-    model = copy.deepcopy(st_model)
-    bert = model[0].auto_model
     num_heads, ignored = {}, [bert.embeddings]
     if getattr(bert, "pooler", None) is not None:
         ignored.append(bert.pooler)
@@ -243,7 +248,6 @@ def _tp_prune_bert(st_model: nn.Module, feats: dict[str, torch.Tensor], ratio: f
         att = layer.attention.self
         att.num_attention_heads = pruner.num_heads[att.query]
         att.all_head_size = att.query.out_features
-    return model
 
 
 def bench_minilm(runs: int, distill_steps: int) -> dict:
@@ -440,37 +444,73 @@ def _first(out: Any) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else out[0]
 
 
-def _spread(model_a: nn.Module, model_b: nn.Module, x: Any, runs: int, rounds: int) -> dict:
-    """Interleaved A B A B timing after warm-up: median ms of each and the speed-up's range."""
-    ta, tb = [], []
-    for _ in range(rounds):
-        ta.append(measure_latency(model_a, x, warmup=1, runs=runs).median)
-        tb.append(measure_latency(model_b, x, warmup=1, runs=runs).median)
-    ratios = sorted(a / b for a, b in zip(ta, tb, strict=True))
-    med = sorted(ta)[len(ta) // 2], sorted(tb)[len(tb) // 2]
-    return {
-        "dense_ms": med[0] * 1e3,
-        "pruned_ms": med[1] * 1e3,
-        "speedup": med[0] / med[1],
-        "speedup_min": ratios[0],
-        "speedup_max": ratios[-1],
-    }
+class _TimeLimit(Exception):
+    pass
+
+
+def _within(seconds: int, fn: Any) -> Any:
+    """fn() or _TimeLimit after `seconds` (SIGALRM: the pruners are Python code)."""
+    import signal
+
+    def _alarm(*_: Any) -> None:
+        raise _TimeLimit(f"not finished after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
+    try:
+        return fn()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _tp_minilm(model: nn.Module, x: Any, ratio: float) -> nn.Module:
+    pruned = copy.deepcopy(model)
+    _tp_prune_bert_core(pruned, x, ratio)
+    return pruned
 
 
 def bench_families(
-    ratio: float, runs: int, rounds: int, only: list[str] | None = None
+    ratio: float, runs: int, rounds: int, only: list[str] | None = None, tp_limit: int = 600
 ) -> list[dict]:
+    """Per model: secateurs (exact: the residual stream kept), secateurs with
+    prune_embedding=True (the stream narrowed too, as Torch-Pruning does), Torch-Pruning."""
     rows = []
+    torch.manual_seed(0)
     for name, (model, x) in _family_models().items():
         if only and name not in only:
             continue
         model.eval()
         dense_macs, dense_params = count_macs(model, x), count_parameters(model)
         ref = _logits(model, x)
-        tools = [("secateurs", lambda m=model, x=x: structured(m, x, ratio=ratio)[0])]
-        tools.append(("torch-pruning", lambda m=model, x=x: _tp_prune_any(m, x, ratio)))
+        tp_prune = _tp_minilm if name == "minilm" else _tp_prune_any
+        tools = [
+            ("secateurs", lambda m=model, x=x: structured(m, x, ratio=ratio)[0]),
+            (
+                "secateurs, prune_embedding",
+                lambda m=model, x=x: structured(m, x, ratio=ratio, prune_embedding=True)[0],
+            ),
+            (
+                "torch-pruning",
+                lambda m=model, x=x, f=tp_prune: _within(tp_limit, lambda: f(m, x, ratio)),
+            ),
+        ]
+        mine: list[dict] = []
+        timed: list[nn.Module] = [model]
+
+        def _matched(m: nn.Module = model, x: Any = x, rows: list[dict] = mine) -> nn.Module:
+            # At Torch-Pruning's MAC reduction: the speed-ups compare at equal work.
+            target = next(r for r in rows if r["tool"] == "torch-pruning").get("mac_reduction")
+            if target is None:
+                raise ValueError("no Torch-Pruning result to match")
+            r = _ratio_for_macs(m, x, target, prune_embedding=True)
+            rows[-1]["ratio"] = r
+            return structured(m, x, ratio=r, prune_embedding=True)[0]
+
+        tools.append(("secateurs, prune_embedding, Torch-Pruning's MACs", _matched))
         for tool, prune in tools:
-            row: dict[str, Any] = {"model": name, "tool": tool}
+            row: dict[str, Any] = {"model": name, "tool": tool, "ratio": ratio}
+            mine.append(row)
             try:
                 start = time.perf_counter()
                 pruned = prune().eval()
@@ -478,13 +518,44 @@ def bench_families(
                 row["params"] = f"{dense_params:,} -> {count_parameters(pruned):,}"
                 row["mac_reduction"] = dense_macs / count_macs(pruned, x)
                 row["cosine"] = _cosine(_logits(pruned, x), ref)
-                row.update(_spread(model, pruned, x, runs, rounds))
-                row["speedup_over_mac_reduction"] = row["speedup"] / row["mac_reduction"]
+                timed.append(pruned)
             except Exception as exc:  # report, do not hide, a failure of either tool
                 row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
-            rows.append(row)
+        # Dense and every pruned model in the same interleaved rounds (D A B C D A B C ...):
+        # each speed-up is against the same dense timings.
+        spread = _interleaved(timed, x, runs, rounds)
+        for row in (r for r in mine if "error" not in r):
+            row.update(spread.pop(0))
+            row["speedup_over_mac_reduction"] = row["speedup"] / row["mac_reduction"]
+        for row in mine:
             print(row, flush=True)
+        rows.extend(mine)
     return rows
+
+
+def _interleaved(models: list[nn.Module], x: Any, runs: int, rounds: int) -> list[dict]:
+    """models[0] (dense) and the others timed in turn, `rounds` times after a warm-up: each
+    other model's median ms, the speed-up (ratio of medians) and its range over rounds."""
+    per: list[list[float]] = [[] for _ in models]
+    for m in models:
+        measure_latency(m, x, warmup=1, runs=1)
+    for _ in range(rounds):
+        for i, m in enumerate(models):
+            per[i].append(measure_latency(m, x, warmup=1, runs=runs).median)
+    med = [sorted(v)[len(v) // 2] for v in per]
+    out = []
+    for i in range(1, len(models)):
+        ratios = sorted(a / b for a, b in zip(per[0], per[i], strict=True))
+        out.append(
+            {
+                "dense_ms": med[0] * 1e3,
+                "pruned_ms": med[i] * 1e3,
+                "speedup": med[0] / med[i],
+                "speedup_min": ratios[0],
+                "speedup_max": ratios[-1],
+            }
+        )
+    return out
 
 
 class _RnnStack(nn.Module):
@@ -510,13 +581,17 @@ def bench_rnn(runs: int, rounds: int) -> list[dict]:
     rows = []
     for batch in (1, 16):
         x = torch.randint(0, 100, (batch, 48))
+        mine, timed = [], [model]
         for k in (1, 8, 16):
             pruned, report = structured(model, x, ratio=0.4, round_to=k)
             row = {"batch": batch, "round_to": k, "hidden": pruned.lstm.hidden_size}
             row["mac_reduction"] = report.mac_reduction
-            row.update(_spread(model, pruned, x, runs, rounds))
-            rows.append(row)
+            mine.append(row)
+            timed.append(pruned.eval())
+        for row, spread in zip(mine, _interleaved(timed, x, runs, rounds), strict=True):
+            row.update(spread)
             print(row, flush=True)
+        rows.extend(mine)
     return rows
 
 
@@ -534,6 +609,9 @@ def main() -> None:
     parser.add_argument("--finetune", type=int, default=20)
     parser.add_argument("--distill-steps", type=int, default=60)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--tp-limit", type=int, default=600, help="families: seconds Torch-Pruning may take"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"threads": args.threads}
@@ -553,11 +631,13 @@ def main() -> None:
         cols += ["speedup_over_mac_reduction", "cosine", "cosine_after_distill", "error"]
         print(_table(mini["rows"], cols))
     if args.part in ("families", "all"):
-        fam = bench_families(args.ratio, max(1, args.runs // 5), args.rounds, args.models)
+        fam = bench_families(
+            args.ratio, max(1, args.runs // 5), args.rounds, args.models, args.tp_limit
+        )
         out["families"] = fam
         print(f"## Families at ratio {args.ratio}, {args.threads} thread(s), random weights")
-        cols = ["model", "tool", "params", "mac_reduction", "speedup", "speedup_min"]
-        cols += ["speedup_max", "speedup_over_mac_reduction", "cosine", "error"]
+        cols = ["model", "tool", "ratio", "params", "mac_reduction", "speedup", "speedup_min"]
+        cols += ["speedup_max", "speedup_over_mac_reduction", "cosine", "prune_s", "error"]
         print(_table(fam, cols))
     if args.part in ("rnn", "all"):
         rnn = bench_rnn(max(1, args.runs // 5), args.rounds)

@@ -267,6 +267,15 @@ def structured_cmd(
     protect: list[str] = typer.Option(
         [], "--protect", help="Keep the width of modules matching this name or glob (repeatable)."
     ),
+    prune_embedding: bool = typer.Option(
+        False,
+        "--prune-embedding",
+        help="Also narrow the model's hidden size (the residual stream, through its norms); "
+        "the result then differs from the dense model by more than the removed units.",
+    ),
+    round_to: int | None = typer.Option(
+        None, "--round-to", min=1, help="Round kept channel counts to a multiple of this."
+    ),
     data: str | None = DataOption,
     arch: str | None = ArchOption,
     trust_pickle: bool = TrustPickleOption,
@@ -291,6 +300,8 @@ def structured_cmd(
             ratio=ratio,
             importance=importance,
             protect=tuple(protect),
+            prune_embedding=prune_embedding,
+            round_to=round_to,
             data=job.batches,
         )
     _finish(job, net, report)

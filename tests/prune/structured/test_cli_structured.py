@@ -49,3 +49,30 @@ def test_structured_prune_bad_ratio_writes_nothing(tmp_path) -> None:
         assert r.exit_code == 2, r.output
         assert "ratio" in r.output
         assert not out.exists()
+
+
+def test_prune_embedding_and_round_to_reach_the_api(tmp_path) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(8, 32), nn.LayerNorm(32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(),
+        nn.Linear(24, 3),
+    )  # fmt: skip
+    src = tmp_path / "net.safetensors"
+    sio.save(net, src)  # plain torch.nn: loads with no code and no trust flag
+    base = ["prune", "structured", str(src), "--ratio", "0.4", "--input-shape", "2,8", "-q"]
+    widths, shapes = {}, {}
+    for name, extra in {
+        "plain": [],
+        "stream": ["--prune-embedding"],
+        "r8": ["--round-to", "8"],
+    }.items():
+        out = tmp_path / f"{name}.safetensors"
+        r = CliRunner().invoke(app, [*base, "-o", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        small = sio.load(out)
+        widths[name] = [m.out_features for m in small if isinstance(m, nn.Linear)]
+        assert small(torch.randn(5, 8)).shape == (5, 3)
+        shapes[name] = small[1].normalized_shape
+    assert widths["plain"][0] == 32  # normalised by a LayerNorm: kept unless asked
+    assert widths["stream"][0] == 20 and shapes["stream"] == (20,)  # 40% of 32 removed
+    assert widths["plain"][1] == 15 and widths["r8"][1] == 16  # 14.4 kept; rounded to 8

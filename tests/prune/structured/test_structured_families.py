@@ -122,3 +122,17 @@ def test_prune_embedding_narrows_the_residual_stream(family: str, tmp_path) -> N
         prompt = {"input_ids": example["input_ids"][:, :3]}
         out = hf.generate(**prompt, max_new_tokens=3, do_sample=False)
         assert out.shape == (2, 6)
+
+
+def test_t5_cross_attention_heads_are_pruned_with_its_zero_position_bias() -> None:
+    # Cross-attention has no relative bias: T5 adds zeros of n_heads heads plus the mask. The
+    # zeros are the same for every head, so they do not pin the heads (only their count, which
+    # follows the updated n_heads attribute).
+    torch.manual_seed(0)
+    model, example = FAMILIES["t5"]()
+    model.eval()
+    pruned, report = structured(model, example, ratio=0.4, importance="l1")
+    for block in pruned.decoder.block:
+        cross = block.layer[1].EncDecAttention
+        assert cross.n_heads == 3 and cross.q.out_features == 3 * cross.key_value_proj_dim
+    assert not any("EncDecAttention.q" in k for k in report.kept), report.kept

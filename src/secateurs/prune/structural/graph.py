@@ -94,6 +94,18 @@ class Tracked:
 
 
 @dataclass
+class Uniform:
+    """A value with no elements that is the same at every position of the dimensions `dims`
+    (a tensor of zeros, or a mask broadcast over heads). Combined with channels along one of
+    those dimensions, it does not tell them apart: only its size must follow the pruning,
+    which it does when the code creates it from an attribute (T5's zero position bias of
+    ``n_heads`` heads); `structured` checks that the pruned model runs."""
+
+    dims: frozenset[int]
+    ndim: int
+
+
+@dataclass
 class Poison:
     """A value that depends on elements in a way we do not model: any use freezes them."""
 
@@ -246,6 +258,10 @@ _POOL = _ops(
     "reflection_pad2d",
     "replication_pad2d",
 )
+_CONSTANT = _ops(
+    "zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "new_zeros", "new_ones",
+    "new_full", "scalar_tensor",
+)  # fmt: skip
 _COPY = _ops(
     "to", "_to_copy", "clone", "contiguous", "alias", "detach", "type_as", "lift_fresh_copy"
 )  # fmt: skip
@@ -527,7 +543,9 @@ class _Propagator:
         out_shape = _meta_shape(node)
         name = str(p).replace("aten.", "")
         if p in _NO_TENSOR:
-            self.env[node] = None
+            out = _meta_shape(node)
+            full = p in _CONSTANT and out is not None
+            self.env[node] = Uniform(frozenset(range(len(out))), len(out)) if full else None
         elif p in _UNARY:
             for a in list(args[1:]) + list(node.kwargs.values()):
                 self._freeze_value(self._val(a), f"argument of {name}")
@@ -536,7 +554,7 @@ class _Propagator:
                 return
             if isinstance(x, ParamRef):
                 x = self._as_tracked(x, ndim)
-            self.env[node] = x if isinstance(x, Tracked) else self._poisoned(x)
+            self.env[node] = x if isinstance(x, Tracked | Uniform) else self._poisoned(x)
             if p is _A.native_dropout:
                 self.env[node] = (self.env[node], None)
         elif p in _ELEMENTWISE:
@@ -862,7 +880,13 @@ class _Propagator:
             and mask.dim % len(ms) == len(ms) - 3
         ):
             self._unite(heads[0].ids, mask.ids)
-        elif ok and ms is not None and len(ms) >= 3 and ms[-3] != 1:
+        elif (
+            ok
+            and ms is not None
+            and len(ms) >= 3
+            and ms[-3] != 1
+            and not (isinstance(mask, Uniform) and len(ms) - 3 in mask.dims)
+        ):
             self.uf.freeze(heads[0].ids, "an attention mask with one entry per head")
             self._freeze_value(mask, "an attention mask with one entry per head")
         else:
@@ -899,7 +923,7 @@ class _Propagator:
             vals.append((v, s))
         tracked = [(v, (v.dim % v.ndim) + nd - v.ndim) for v, _ in vals if isinstance(v, Tracked)]
         if not tracked:
-            self.env[node] = None
+            self.env[node] = self._uniform_result(vals, nd)
             return
         first, out_dim = tracked[0]
         expanded = first.expanded
@@ -913,9 +937,24 @@ class _Propagator:
             if isinstance(v, Tracked) or s is None:
                 continue
             k = out_dim - (nd - len(s))
-            if 0 <= k < len(s) and s[k] != 1:
+            if 0 <= k < len(s) and s[k] != 1 and not (isinstance(v, Uniform) and k in v.dims):
                 self.uf.freeze(first.ids, "combined elementwise with a fixed-size tensor")
         self.env[node] = Tracked(first.ids, out_dim, nd, expanded)
+
+    @staticmethod
+    def _uniform_result(vals: list[tuple[Any, Any]], nd: int) -> Uniform | None:
+        """The dimensions along which an elementwise result of untracked operands is uniform:
+        those where every operand is uniform or broadcast (size 1, or missing)."""
+        dims = set(range(nd))
+        for v, s in vals:
+            if s is None:
+                continue  # a Python number
+            off = nd - len(s)
+            mine = {d for d in range(nd) if d < off or s[d - off] == 1}
+            if isinstance(v, Uniform):
+                mine |= {d + off for d in v.dims}
+            dims &= mine
+        return Uniform(frozenset(dims), nd) if dims else None
 
     # -- shapes ------------------------------------------------------------------------------
     def _cat(self, node: fx.Node, items: list[Any], dim: int) -> None:
