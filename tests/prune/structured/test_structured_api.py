@@ -301,3 +301,28 @@ def test_taylor_removes_units_that_do_not_affect_the_loss() -> None:
     l2, _ = structured(model, X, ratio=0.25, importance="l2")
     assert l2.net[1].out_features == 6  # L2 ranks by weights: it keeps the large, unread units
     assert any(torch.equal(model.net[1].weight[1], r) for r in l2.net[1].weight)
+
+
+class _NarrowTogether(nn.Module):
+    """Two branches whose widths the code checks only in sum: either may shrink, not both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 12), nn.Linear(4, 12)
+        self.out1, self.out2 = nn.Linear(12, 2), nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1, h2 = torch.relu(self.fc1(x)), torch.relu(self.fc2(x))
+        if h1.shape[-1] + h2.shape[-1] <= 16:
+            raise RuntimeError("the branches are too narrow together")
+        return self.out1(h1) + self.out2(h2)
+
+
+def test_groups_that_fail_only_together_are_kept_one_by_one_not_a_crash() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 4)
+    pruned, report = structured(_NarrowTogether(), x, ratio=0.5)
+    assert pruned(x).shape == (3, 2)
+    assert sorted([pruned.fc1.out_features, pruned.fc2.out_features]) == [6, 12]
+    narrow = "fc1" if pruned.fc1.out_features == 12 else "fc2"
+    assert "too narrow together" in report.kept[narrow]

@@ -201,13 +201,23 @@ def structured(
         # analysis cannot see): find one group that fails alone, keep it, and try again.
         culprit = _failing_group(scored, found, chosen, example_inputs, reference)
         if culprit is None:
-            raise RuntimeError(
-                f"the pruned model fails on example_inputs ({error}); this is a pattern the "
-                "analysis missed: protect the modules involved and report it"
-            )
-        for m in sorted(found[culprit].modules):
-            kept.setdefault(m, f"removing its units breaks the forward ({error[:160]})")
-        del chosen[culprit]
+            # No group fails alone, only some together: add them one at a time and keep
+            # each that breaks what works so far.
+            working: dict[int, list[int]] = {}
+            for gi in sorted(chosen):
+                trial = {**working, gi: chosen[gi]}
+                _, trial_error, _ = _apply(scored, found, trial, example_inputs, reference)
+                if trial_error is None:
+                    working = trial
+                else:
+                    why = f"removing its units with others breaks the forward ({trial_error[:120]})"
+                    for m in sorted(found[gi].modules):
+                        kept.setdefault(m, why)
+            chosen = working
+        else:
+            for m in sorted(found[culprit].modules):
+                kept.setdefault(m, f"removing its units breaks the forward ({error[:160]})")
+            del chosen[culprit]
         pruned, error, pruned_notes = _apply(scored, found, chosen, example_inputs, reference)
     notes.extend(pruned_notes)
     pruned.train(was_training)
