@@ -314,13 +314,13 @@ def bench_minilm(runs: int, distill_steps: int) -> dict:
 # Families: the architectures people use, random weights, ours next to Torch-Pruning
 
 
-def _family_models() -> dict[str, tuple[nn.Module, Any]]:
+def _family_models(batch: int = 4) -> dict[str, tuple[nn.Module, Any]]:
     """Mid-sized configs (compute-bound on a CPU), random weights; MiniLM is pretrained."""
     import transformers as T
 
     g = torch.Generator().manual_seed(0)
-    img = torch.randn(4, 3, 128, 128, generator=g)
-    ids = torch.randint(0, 1000, (4, 128), generator=g)
+    img = torch.randn(batch, 3, 128, 128, generator=g)
+    ids = torch.randint(0, 1000, (batch, 128), generator=g)
     dec = dict(
         vocab_size=1000, hidden_size=384, intermediate_size=1536, num_hidden_layers=4,
         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=256,
@@ -471,13 +471,18 @@ def _tp_minilm(model: nn.Module, x: Any, ratio: float) -> nn.Module:
 
 
 def bench_families(
-    ratio: float, runs: int, rounds: int, only: list[str] | None = None, tp_limit: int = 600
+    ratio: float,
+    runs: int,
+    rounds: int,
+    only: list[str] | None = None,
+    tp_limit: int = 600,
+    batch: int = 4,
 ) -> list[dict]:
     """Per model: secateurs (exact: the residual stream kept), secateurs with
     prune_embedding=True (the stream narrowed too, as Torch-Pruning does), Torch-Pruning."""
     rows = []
     torch.manual_seed(0)
-    for name, (model, x) in _family_models().items():
+    for name, (model, x) in _family_models(batch).items():
         if only and name not in only:
             continue
         model.eval()
@@ -486,6 +491,10 @@ def bench_families(
         tp_prune = _tp_minilm if name == "minilm" else _tp_prune_any
         tools = [
             ("secateurs", lambda m=model, x=x: structured(m, x, ratio=ratio)[0]),
+            (
+                "secateurs, round_to=16",
+                lambda m=model, x=x: structured(m, x, ratio=ratio, round_to=16)[0],
+            ),
             (
                 "secateurs, prune_embedding",
                 lambda m=model, x=x: structured(m, x, ratio=ratio, prune_embedding=True)[0],
@@ -609,6 +618,7 @@ def main() -> None:
     parser.add_argument("--finetune", type=int, default=20)
     parser.add_argument("--distill-steps", type=int, default=60)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--batch", type=int, default=4, help="families: images/sequences")
     parser.add_argument(
         "--tp-limit", type=int, default=600, help="families: seconds Torch-Pruning may take"
     )
@@ -632,7 +642,7 @@ def main() -> None:
         print(_table(mini["rows"], cols))
     if args.part in ("families", "all"):
         fam = bench_families(
-            args.ratio, max(1, args.runs // 5), args.rounds, args.models, args.tp_limit
+            args.ratio, max(1, args.runs // 5), args.rounds, args.models, args.tp_limit, args.batch
         )
         out["families"] = fam
         print(f"## Families at ratio {args.ratio}, {args.threads} thread(s), random weights")

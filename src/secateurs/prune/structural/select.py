@@ -25,9 +25,9 @@ def _limit(name: str, limits: Mapping[str, float]) -> float | None:
     return None
 
 
-# Recurrent hidden sizes are rounded to a multiple of this unless `round_to` says otherwise:
-# in one quiet CPU run (oneDNN LSTM, batch 1) 154 kept units ran at 0.86x the dense speed and
-# 152 at 3.7-4.6x; a re-run on a loaded machine was inconclusive (BENCHMARKS.md).
+# Recurrent hidden sizes are rounded to a multiple of this unless `round_to` says otherwise
+# (kernels work in blocks of 8 or 16 floats). On a quiet CPU it made no measurable difference
+# (154 or 152 kept units of 256: 2.2-2.4x faster, BENCHMARKS.md); it costs nothing either.
 RNN_MULTIPLE = 8
 
 
