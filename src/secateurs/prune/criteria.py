@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateurs._inputs import call_model
 from secateurs.prune.targets import Target
 
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -98,14 +99,6 @@ def _batches(data: Iterable, n: int) -> Iterable[tuple[Any, Any]]:
         yield batch[0], batch[1]
 
 
-def _forward(model: nn.Module, x: Any) -> Any:
-    if isinstance(x, dict):
-        return model(**x)
-    if isinstance(x, tuple | list):
-        return model(*x)
-    return model(x)
-
-
 def _per_batch_grads(
     model: nn.Module,
     targets: Sequence[Target],
@@ -131,7 +124,7 @@ def _per_batch_grads(
             device = params[0].device
             x = x.to(device) if isinstance(x, torch.Tensor) else x
             y = y.to(device) if isinstance(y, torch.Tensor) else y
-            grads = torch.autograd.grad(loss_fn(_forward(model, x), y), params, allow_unused=True)
+            grads = torch.autograd.grad(loss_fn(call_model(model, x), y), params, allow_unused=True)
             for t, g in zip(targets, grads, strict=True):
                 each(t, torch.zeros_like(t.param) if g is None else g.detach())
             seen += 1

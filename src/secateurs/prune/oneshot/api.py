@@ -112,8 +112,7 @@ def _calibration(calibration: Iterable[Any], device: torch.device) -> list[Any]:
             "calibration must be an iterable of model inputs (a list of batches), not one "
             "batch: wrap it as [batch]"
         )
-    # a tokenizer's BatchEncoding is a Mapping but not a dict: keyword inputs all the same
-    batches = [move_inputs(dict(b) if isinstance(b, Mapping) else b, device) for b in calibration]
+    batches = [move_inputs(b, device) for b in calibration]  # a BatchEncoding becomes a dict
     if not batches:
         raise ValueError("calibration is empty: give at least one batch of model inputs")
     return batches

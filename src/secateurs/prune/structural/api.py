@@ -27,7 +27,7 @@ def _shapes(out: Any) -> Any:
 
 
 def _check_inputs(example_inputs: Any) -> None:
-    ok = isinstance(example_inputs, torch.Tensor | dict) or (
+    ok = isinstance(example_inputs, torch.Tensor | Mapping) or (
         isinstance(example_inputs, tuple | list) and len(example_inputs) > 0
     )
     if not ok:

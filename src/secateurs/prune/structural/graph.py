@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1344,7 +1344,7 @@ class _Propagator:
 
 def export(model: nn.Module, example_inputs: Any) -> torch.export.ExportedProgram:
     """The ATen graph of `model` on `example_inputs` (Hugging Face caches switched off)."""
-    if isinstance(example_inputs, dict):
+    if isinstance(example_inputs, Mapping):
         args, kwargs = (), dict(example_inputs)
     elif isinstance(example_inputs, tuple | list):
         args, kwargs = tuple(example_inputs), {}
