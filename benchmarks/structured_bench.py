@@ -44,17 +44,24 @@ warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _latencies(models: list[nn.Module], x: Any, runs: int, rounds: int = 5) -> list[float]:
-    """Median seconds per call of each model, measured in interleaved rounds.
+def _rounds(models: list[nn.Module], x: Any, runs: int, rounds: int) -> list[list[float]]:
+    """Seconds per call of each model in each of `rounds` interleaved rounds (after a warm-up).
 
     On a shared machine, load changes over time; alternating the models and taking the median
     over rounds keeps one model from being timed only in a noisy period.
     """
+    for m in models:
+        measure_latency(m, x, warmup=1, runs=1)
     per_model: list[list[float]] = [[] for _ in models]
     for _ in range(rounds):
         for i, m in enumerate(models):
             per_model[i].append(measure_latency(m, x, warmup=1, runs=runs).median)
-    return [sorted(v)[len(v) // 2] for v in per_model]
+    return per_model
+
+
+def _latencies(models: list[nn.Module], x: Any, runs: int, rounds: int = 5) -> list[float]:
+    """Median seconds per call of each model over interleaved rounds."""
+    return [sorted(v)[len(v) // 2] for v in _rounds(models, x, runs, rounds)]
 
 
 def _rows(named: list[tuple[str, nn.Module, dict]], x: Any, runs: int) -> list[dict]:
@@ -545,12 +552,7 @@ def bench_families(
 def _interleaved(models: list[nn.Module], x: Any, runs: int, rounds: int) -> list[dict]:
     """models[0] (dense) and the others timed in turn, `rounds` times after a warm-up: each
     other model's median ms, the speed-up (ratio of medians) and its range over rounds."""
-    per: list[list[float]] = [[] for _ in models]
-    for m in models:
-        measure_latency(m, x, warmup=1, runs=1)
-    for _ in range(rounds):
-        for i, m in enumerate(models):
-            per[i].append(measure_latency(m, x, warmup=1, runs=runs).median)
+    per = _rounds(models, x, runs, rounds)
     med = [sorted(v)[len(v) // 2] for v in per]
     out = []
     for i in range(1, len(models)):
