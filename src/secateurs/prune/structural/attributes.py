@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -126,18 +126,9 @@ def fix_configs(model: nn.Module, changes: list[Change]) -> list[str]:
         ):
             continue
         outer.append(name)
+        cut = len(name) + 1 if name else 0  # names relative to the inner model
         mine = [
-            Change(
-                c.prefix[len(name) + 1 :] if name else c.prefix,
-                c.kind,
-                c.before,
-                c.after,
-                c.kv_before,
-                c.kv_after,
-                c.head_dim,
-                tuple(o[len(name) + 1 :] if name else o for o in c.owners),
-                c.stream,
-            )
+            replace(c, prefix=c.prefix[cut:], owners=tuple(o[cut:] for o in c.owners))
             for c in changes
             if not name or c.prefix == name or c.prefix.startswith(name + ".")
         ]
