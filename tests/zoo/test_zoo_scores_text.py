@@ -90,3 +90,15 @@ def test_char_corpus_windows_are_consecutive_text():
     assert "the" in decode(w[:20].reshape(-1))
     with pytest.raises(ValueError, match="seq_len"):
         char_corpus(seq_len=1)
+
+
+def test_paragraphs_are_whole_passages_in_a_seeded_order() -> None:
+    from secateurs.zoo.text import paragraphs
+
+    paras = paragraphs(min_words=12, seed=0)
+    assert paras == paragraphs(min_words=12, seed=0) != paragraphs(min_words=12, seed=1)
+    # exactly the blank-line-separated pieces of the topics with >= 12 words, whitespace
+    # collapsed, each once per occurrence: only the order is the seed's
+    pieces = [" ".join(p.split()) for t in topic_texts().values() for p in t.split("\n\n")]
+    assert sorted(paras) == sorted(p for p in pieces if len(p.split()) >= 12)
+    assert len(paragraphs(min_words=40)) < len(paras)

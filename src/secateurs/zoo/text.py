@@ -37,6 +37,21 @@ def topic_texts() -> dict[str, str]:
     return {name: topics.topics[name] for name in sorted(topics.topics)}
 
 
+def paragraphs(min_words: int = 12, seed: int = 0) -> list[str]:
+    """The topics' paragraphs (blank-line separated, whitespace collapsed) of at least
+    `min_words` words, in an order shuffled by `seed`: passages for sentence encoders."""
+    import random
+
+    out = [
+        " ".join(p.split())
+        for text in topic_texts().values()
+        for p in text.split("\n\n")
+        if len(p.split()) >= min_words
+    ]
+    random.Random(seed).shuffle(out)
+    return out
+
+
 def split_topics(every: int = 10) -> dict[str, list[str]]:
     """Topic names per split: of each run of `every` sorted topics, one goes to validation
     and one to test; the rest train."""
